@@ -1,0 +1,238 @@
+"""Strict experiment configuration: nested dataclasses loaded from YAML, typed dotted overrides, up-front validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gan_color.registry import closest
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used, with a message saying what to change."""
+
+
+@dataclass
+class DataConfig:
+    train: str = "embedded"  # an image folder, a prepare-data cache, 'embedded', or a named torchvision dataset
+    val: str = ""  # held-out folder for probes/validation; '' = a fixed slice of `train`
+    size: int = 64  # training crop size in px
+    batch_size: int = 16
+    num_workers: int = 2
+    limit: int = 0  # use only the first N images (0 = all)
+    drop_grayscale: bool = True  # Zhang et al.: skip images without colour
+    min_colorfulness: float = 0.0  # keep only images whose Hasler-Suesstrunk score is at least this
+    embedded_length: int = 2048  # random crops per epoch of the embedded scikit-image photos
+
+
+@dataclass
+class NetworkConfig:
+    name: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = "pix2pix"  # pix2pix (GAN) | regression | classification (baselines)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+    steps: int = 1000  # total optimisation steps
+    decay_steps: int = 500  # pix2pix: constant lr, then linear decay to zero over the last `decay_steps`
+    grad_clip: float = 0.0  # 0 = off
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs"
+    mixed_precision: str = "no"  # no | fp16 | bf16 (the launcher's --mixed_precision wins when given)
+    channels_last: bool = False
+    compile: bool = False
+    log_every: int = 10
+    sample_every: int = 200
+    num_probes: int = 8
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    resume: str = "auto"  # auto (latest in the run folder) | never | <path to a checkpoint folder>
+    validate_every: int = 0  # cheap metrics on a fixed held-out subset every N steps (0 = off)
+    validate_images: int = 32
+
+
+@dataclass
+class TrackingConfig:
+    wandb: bool = False
+    tensorboard: bool = False
+    project: str = "gan-color"
+    group: str = ""  # W&B group (experiment); defaults to the config file's stem
+    entity: str = ""
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: NetworkConfig = field(default_factory=lambda: NetworkConfig(name="resnet_9blocks"))
+    discriminator: NetworkConfig = field(default_factory=lambda: NetworkConfig(name="patchgan"))
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.train.output_dir) / self.name
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# YAML <-> dataclasses
+
+
+def _from_dict(cls: type, values: dict[str, Any], path: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        where = f"{path}.{key}" if path else key
+        if key not in names:
+            raise ConfigError(f"unknown config key {where!r}{closest(key, names)}; valid keys here: {names}")
+        kwargs[key] = _coerce(hints[key], value, where)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """Convert `value` (from YAML or a CLI string) to the field type `tp`, or raise a ConfigError naming `where`."""
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, where)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return _coerce(next(a for a in typing.get_args(tp) if a is not type(None)), value, where)
+    if origin is dict or tp is dict:
+        if isinstance(value, str):
+            value = yaml.safe_load(value) or {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+        try:
+            number = float(value) if tp is float else int(str(value), 0) if isinstance(value, str) else value
+        except ValueError:
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+        if tp is int and (not isinstance(number, int) or isinstance(number, bool)):
+            if isinstance(number, float) and number.is_integer():
+                return int(number)
+            raise ConfigError(f"{where}: expected int, got {value!r}")
+        return tp(number)
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return "" if value is None else str(value)
+    return value
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply one `a.b.c=value` override to a raw (YAML-level) dict; the value is parsed as YAML, typed later."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like key.subkey=value")
+    dotted, text = override.split("=", 1)
+    keys = dotted.strip().split(".")
+    node, cls = raw, Config
+    for i, key in enumerate(keys):
+        names = [f.name for f in dataclasses.fields(cls)] if cls else None
+        if names is not None and key not in names:
+            where = ".".join(keys[: i + 1])
+            raise ConfigError(f"unknown config key {where!r}{closest(key, names)}; valid keys here: {names}")
+        if i == len(keys) - 1:
+            node[key] = yaml.safe_load(text) if text.strip() else ""
+            return
+        field_type = typing.get_type_hints(cls)[key] if cls else None
+        cls = field_type if dataclasses.is_dataclass(field_type) else None
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{'.'.join(keys[: i + 1])} is not a section")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML config, apply dotted overrides, type-check every value and validate combinations."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        raw = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        raw.setdefault("name", path.stem)
+        raw.setdefault("tracking", {})
+        if isinstance(raw["tracking"], dict):
+            raw["tracking"].setdefault("group", path.stem)
+    for override in overrides:
+        apply_override(raw, override)
+    cfg = _from_dict(Config, raw, "")
+    validate(cfg)
+    return cfg
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def validate(cfg: Config) -> None:
+    """Reject invalid combinations before anything is built or written."""
+    from gan_color.registry import DISCRIMINATORS, OBJECTIVES
+    from gan_color.models import check_colorizer
+
+    def need(condition: bool, message: str) -> None:
+        if not condition:
+            raise ConfigError(message)
+
+    need(bool(cfg.name) and "/" not in cfg.name and cfg.name not in (".", ".."), f"name {cfg.name!r} is not a folder name")
+    need(cfg.data.size >= 16 and cfg.data.size % 4 == 0, f"data.size must be a multiple of 4 and >= 16, got {cfg.data.size}")
+    need(cfg.data.batch_size >= 1, "data.batch_size must be >= 1")
+    need(cfg.data.num_workers >= 0, "data.num_workers must be >= 0")
+    need(cfg.optim.steps >= 1, "optim.steps must be >= 1")
+    need(0 <= cfg.optim.decay_steps <= cfg.optim.steps, "optim.decay_steps must lie in [0, optim.steps]")
+    need(cfg.optim.lr > 0, "optim.lr must be > 0")
+    need(0 <= cfg.optim.beta1 < 1 and 0 <= cfg.optim.beta2 < 1, "optim.beta1/beta2 must lie in [0, 1)")
+    need(cfg.train.mixed_precision in ("no", "fp16", "bf16"), "train.mixed_precision must be one of no, fp16, bf16")
+    need(cfg.train.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
+    for key in ("log_every", "sample_every", "checkpoint_every"):
+        need(getattr(cfg.train, key) >= 1, f"train.{key} must be >= 1")
+    try:
+        objective_cls = OBJECTIVES.get(cfg.objective.name)
+        OBJECTIVES.check_kwargs(cfg.objective.name, cfg.objective.kwargs)
+        check_colorizer(cfg.model.name, cfg.model.kwargs)
+        if getattr(objective_cls, "uses_discriminator", False):
+            DISCRIMINATORS.check_kwargs(cfg.discriminator.name, cfg.discriminator.kwargs)
+    except (KeyError, ValueError) as error:
+        raise ConfigError(str(error).strip('"')) from None
+    check = getattr(objective_cls, "check_config", None)
+    if check is not None:
+        message = check(cfg)
+        need(message is None, message or "")

@@ -1,0 +1,162 @@
+"""Inference exports (`generator.safetensors` + `generator.json`) and `Colorizer`, the one way every model is run.
+
+An export holds the network's registered name and constructor kwargs, what its raw output means, and the colour
+constants it was trained with, so evaluation, colorize and human-eval load any model without the training config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from gan_color import color
+from gan_color.models import build_colorizer
+
+EXPORT_FORMAT = "gan-color-export"
+EXPORT_VERSION = 1
+WEIGHTS_NAME = "generator.safetensors"
+SPEC_NAME = "generator.json"
+OUTPUT_KINDS = ("ab", "rgb", "ab_logits")
+DECODE_METHODS = ("annealed_mean", "mean", "mode")
+
+
+@dataclass
+class ExportSpec:
+    """What an exported network is and how to turn its raw output into normalized ab.
+
+    output: "ab" = normalized ab (tanh); "rgb" = sRGB in [0,1] (the gray->RGB baselines);
+    "ab_logits" = logits over the colour module's ab bins (Zhang et al. classification), decoded by `decode`.
+    """
+
+    arch: str
+    kwargs: dict[str, Any]
+    output: str = "ab"
+    image_size: int = 256
+    decode: str = "annealed_mean"
+    temperature: float = 0.38
+    in_channels: int = 1  # 1 = normalized L; 3 = gray replicated to RGB in [0,1] (RGB-space baselines)
+    color: dict[str, float] = field(default_factory=lambda: {
+        "l_center": color.L_CENTER, "l_scale": color.L_SCALE, "ab_scale": color.AB_SCALE,
+        "ab_bin_size": color.AB_BIN_SIZE,
+    })
+    num_bins: int = 0  # Q of the ab grid for "ab_logits", checked on load
+    run: str = ""
+    step: int = 0
+    objective: str = ""
+
+    def __post_init__(self) -> None:
+        if self.output not in OUTPUT_KINDS:
+            raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {self.output!r}")
+        if self.decode not in DECODE_METHODS:
+            raise ValueError(f"decode must be one of {DECODE_METHODS}, got {self.decode!r}")
+
+
+def save_export(model: nn.Module, spec: ExportSpec, directory: str | os.PathLike) -> Path:
+    """Write `generator.safetensors` and `generator.json` into `directory` atomically (tmp file + rename)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = directory / (WEIGHTS_NAME + ".tmp")
+    save_file(state, str(tmp), metadata={"format": EXPORT_FORMAT})
+    os.replace(tmp, directory / WEIGHTS_NAME)
+    payload = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, **asdict(spec)}
+    tmp = directory / (SPEC_NAME + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, directory / SPEC_NAME)
+    return directory
+
+
+def find_export(path: str | os.PathLike) -> Path:
+    """Resolve a run folder, an export folder, or a path to generator.json/.safetensors to the export folder."""
+    path = Path(path)
+    if path.is_file() and path.name in (WEIGHTS_NAME, SPEC_NAME):
+        path = path.parent
+    for candidate in (path, path / "export"):
+        if (candidate / SPEC_NAME).is_file() and (candidate / WEIGHTS_NAME).is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"no model export at {str(path)!r}: expected {SPEC_NAME} and {WEIGHTS_NAME} in it or in its 'export/' "
+        "folder (a training run writes them at the end and at every checkpoint)"
+    )
+
+
+def load_spec(path: str | os.PathLike) -> ExportSpec:
+    payload = json.loads((find_export(path) / SPEC_NAME).read_text())
+    if payload.pop("format", None) != EXPORT_FORMAT:
+        raise ValueError(f"{path}: not a gan-color export")
+    version = payload.pop("version", None)
+    if version != EXPORT_VERSION:
+        raise ValueError(f"{path}: export version {version} is not supported (this gan-color reads {EXPORT_VERSION})")
+    return ExportSpec(**payload)
+
+
+def raw_to_ab(raw: torch.Tensor, spec: ExportSpec, *, size: tuple[int, int] | None = None,
+              decode: str | None = None, temperature: float | None = None) -> torch.Tensor:
+    """Turn a network's raw output into normalized ab [B,2,H,W] (resized to `size` if given)."""
+    raw = raw.float()
+    if spec.output == "ab":
+        ab = raw
+    elif spec.output == "rgb":
+        ab = color.normalize_ab(color.rgb_to_lab(raw.clamp(0, 1))[:, 1:])
+    else:
+        bins = color.ab_bins(int(spec.color["ab_bin_size"])).to(raw.device)
+        method, t = decode or spec.decode, spec.temperature if temperature is None else temperature
+        if method == "annealed_mean":
+            ab = color.annealed_mean(raw, bins, temperature=t)
+        elif method == "mean":
+            ab = color.decode_mean(raw, bins)
+        else:
+            ab = color.decode_mode(raw, bins)
+        ab = color.normalize_ab(ab)
+    if size is not None and tuple(ab.shape[-2:]) != tuple(size):
+        ab = F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
+    return ab
+
+
+def model_input(gray_l: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """What a colorizer network takes: normalized L, or (RGB-space baselines) the gray image as 3-channel sRGB."""
+    if in_channels == 1:
+        return gray_l
+    gray_rgb = color.lab_to_rgb(torch.cat([color.denormalize_l(gray_l), torch.zeros_like(gray_l).repeat(1, 2, 1, 1)], 1))
+    return gray_rgb
+
+
+class Colorizer(nn.Module):
+    """A loaded export: `colorizer(gray_l)` -> normalized ab at the input's size, whatever the network predicts."""
+
+    def __init__(self, network: nn.Module, spec: ExportSpec) -> None:
+        super().__init__()
+        self.network = network.eval()
+        self.spec = spec
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Colorizer:
+        folder = find_export(path)
+        spec = load_spec(folder)
+        if spec.output == "ab_logits":
+            q = len(color.ab_bins(int(spec.color["ab_bin_size"])))
+            if spec.num_bins != q:
+                raise ValueError(f"{folder}: model predicts {spec.num_bins} ab bins, this colour grid has {q}")
+        network = build_colorizer(spec.arch, **spec.kwargs)
+        state = load_file(str(folder / WEIGHTS_NAME))
+        network.load_state_dict(state, strict=True)
+        return cls(network, spec).to(device)
+
+    @torch.no_grad()
+    def forward(self, gray_l: torch.Tensor, *, decode: str | None = None,
+                temperature: float | None = None) -> torch.Tensor:
+        raw = self.network(model_input(gray_l, self.spec.in_channels))
+        return raw_to_ab(raw, self.spec, size=tuple(gray_l.shape[-2:]), decode=decode, temperature=temperature)
+
+    @torch.no_grad()
+    def colorize_rgb(self, gray_l: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """Normalized L [B,1,H,W] -> sRGB [B,3,H,W] in [0,1] with the input's exact lightness."""
+        return color.model_outputs_to_rgb(gray_l, self(gray_l, **kwargs))

@@ -1,0 +1,8 @@
+"""Train a colorization GAN or baseline: `accelerate launch train_gan.py --config configs/quickstart.yaml [k=v ...]`."""
+
+import sys
+
+from gan_color.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["train", *sys.argv[1:]]))
