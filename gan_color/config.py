@@ -1,4 +1,4 @@
-"""Strict experiment configuration: nested dataclasses loaded from YAML, typed dotted overrides, up-front validation."""
+"""Strict experiment configuration: nested dataclasses from YAML, typed dotted overrides, up-front validation."""
 
 from __future__ import annotations
 
@@ -205,15 +205,16 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
 def validate(cfg: Config) -> None:
     """Reject invalid combinations before anything is built or written."""
-    from gan_color.registry import DISCRIMINATORS, OBJECTIVES
+    import gan_color.objectives  # noqa: F401  (registers the GAN objective)
     from gan_color.models import check_colorizer
+    from gan_color.registry import DISCRIMINATORS, OBJECTIVES
 
     def need(condition: bool, message: str) -> None:
         if not condition:
             raise ConfigError(message)
 
-    need(bool(cfg.name) and "/" not in cfg.name and cfg.name not in (".", ".."), f"name {cfg.name!r} is not a folder name")
-    need(cfg.data.size >= 16 and cfg.data.size % 4 == 0, f"data.size must be a multiple of 4 and >= 16, got {cfg.data.size}")
+    need(bool(cfg.name) and "/" not in cfg.name and cfg.name not in (".", ".."), f"name {cfg.name!r} is not a folder")
+    need(cfg.data.size >= 16 and cfg.data.size % 4 == 0, f"data.size must be a multiple of 4, >= 16: {cfg.data.size}")
     need(cfg.data.batch_size >= 1, "data.batch_size must be >= 1")
     need(cfg.data.num_workers >= 0, "data.num_workers must be >= 0")
     need(cfg.optim.steps >= 1, "optim.steps must be >= 1")
@@ -226,7 +227,7 @@ def validate(cfg: Config) -> None:
         need(getattr(cfg.train, key) >= 1, f"train.{key} must be >= 1")
     try:
         objective_cls = OBJECTIVES.get(cfg.objective.name)
-        OBJECTIVES.check_kwargs(cfg.objective.name, cfg.objective.kwargs)
+        OBJECTIVES.build(cfg.objective.name, **cfg.objective.kwargs)  # checks names and values of its kwargs
         check_colorizer(cfg.model.name, cfg.model.kwargs)
         if getattr(objective_cls, "uses_discriminator", False):
             DISCRIMINATORS.check_kwargs(cfg.discriminator.name, cfg.discriminator.kwargs)

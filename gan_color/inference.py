@@ -125,8 +125,7 @@ def model_input(gray_l: torch.Tensor, in_channels: int) -> torch.Tensor:
     """What a colorizer network takes: normalized L, or (RGB-space baselines) the gray image as 3-channel sRGB."""
     if in_channels == 1:
         return gray_l
-    gray_rgb = color.lab_to_rgb(torch.cat([color.denormalize_l(gray_l), torch.zeros_like(gray_l).repeat(1, 2, 1, 1)], 1))
-    return gray_rgb
+    return color.model_outputs_to_rgb(gray_l, torch.zeros_like(gray_l).repeat(1, 2, 1, 1))
 
 
 class Colorizer(nn.Module):

@@ -66,7 +66,8 @@ class Registry:
         valid = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
         for key in kwargs:
             if key not in valid:
-                raise ValueError(f"{self.kind} {name!r} takes no argument {key!r}{closest(key, valid)}; valid: {valid}")
+                hint = closest(key, valid)
+                raise ValueError(f"{self.kind} {name!r} takes no argument {key!r}{hint}; valid: {valid}")
 
     def names(self) -> list[str]:
         load_plugins()

@@ -15,7 +15,8 @@ class ResnetBlock(nn.Module):
     def __init__(self, channels: int, *, norm: str, dropout: bool) -> None:
         super().__init__()
         norm_cls, bias = norm_layer(norm), conv_bias(norm)
-        layers = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm_cls(channels), nn.ReLU(True)]
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm_cls(channels)]
+        layers.append(nn.ReLU(True))
         if dropout:
             layers.append(nn.Dropout(0.5))
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm_cls(channels)]

@@ -1,0 +1,116 @@
+"""Training objectives: one optimisation step of a colorizer. `pix2pix` is the GAN; baselines register their own.
+
+The training loop (gan_color.train) is shared: it builds the networks an objective asks for, one Adam optimizer and
+one pix2pix schedule per network, and calls `objective.training_step` once per step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan_color.losses import GANLoss
+from gan_color.registry import LOSSES, OBJECTIVES
+
+
+class Objective:
+    """Base class. Subclasses set `uses_discriminator`, `output`, `in_channels` and implement `training_step`."""
+
+    uses_discriminator: bool = False
+    output: str = "ab"  # what the network's raw output is (see gan_color.inference.ExportSpec)
+    in_channels: int = 1
+
+    def model_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Constructor kwargs of the colorizer with the channel counts this objective implies filled in."""
+        return dict(kwargs)
+
+    def prepare(self, *, dataset: Any, run_dir: Path, accelerator: Any) -> dict[str, Any]:
+        """One-off set-up before training (e.g. the class-rebalancing prior); returns values to log once."""
+        return {}
+
+    def training_step(self, batch: dict[str, torch.Tensor], networks: dict[str, nn.Module],
+                      optimizers: dict[str, torch.optim.Optimizer], accelerator: Any) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def export_fields(self) -> dict[str, Any]:
+        """Fields of the inference ExportSpec that this objective determines."""
+        return {"output": self.output, "in_channels": self.in_channels}
+
+    def validation_metrics(self, raw: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Objective-specific validation numbers (e.g. bin accuracy of a classifier)."""
+        return {}
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> str | None:
+        """A message if `cfg` is an invalid combination for this objective, else None."""
+        return None
+
+
+def set_requires_grad(network: nn.Module, flag: bool) -> None:
+    for parameter in network.parameters():
+        parameter.requires_grad_(flag)
+
+
+@OBJECTIVES.register("pix2pix")
+class Pix2PixObjective(Objective):
+    """Isola et al. 2017: conditional GAN loss + lambda * L1, D and G updated alternately (D loss halved)."""
+
+    uses_discriminator = True
+
+    def __init__(self, *, gan_mode: str = "lsgan", lambda_l1: float = 100.0) -> None:
+        if gan_mode not in ("lsgan", "vanilla"):
+            raise ValueError(f"gan_mode must be 'lsgan' or 'vanilla', got {gan_mode!r}")
+        self.gan_loss: GANLoss = LOSSES.build(gan_mode)
+        self.lambda_l1 = lambda_l1
+
+    def training_step(self, batch, networks, optimizers, accelerator):
+        generator, discriminator = networks["generator"], networks["discriminator"]
+        gray_l, real_ab = batch["gray_l"], batch["real_ab"]
+        with accelerator.autocast():
+            fake_ab = generator(gray_l)
+
+        # D step on detached fakes. Real and fake pairs go through D in one batch: one DDP forward per backward,
+        # and identical to two calls because D's instance norm is per-sample.
+        set_requires_grad(discriminator, True)
+        optimizers["discriminator"].zero_grad(set_to_none=True)
+        with accelerator.autocast():
+            pred = discriminator(torch.cat([gray_l, gray_l]), torch.cat([fake_ab.detach(), real_ab]))
+        pred_fake, pred_real = pred.chunk(2)
+        loss_d_fake = self.gan_loss(pred_fake, False)
+        loss_d_real = self.gan_loss(pred_real, True)
+        loss_d = 0.5 * (loss_d_fake + loss_d_real)  # pix2pix halves D's loss to slow D relative to G
+        accelerator.backward(loss_d)
+        optimizers["discriminator"].step()
+
+        # G step with D frozen. D's gradients are not needed, so G's pass goes through the unwrapped D: no DDP
+        # reduction is armed for a backward that never reaches D's parameters.
+        set_requires_grad(discriminator, False)
+        optimizers["generator"].zero_grad(set_to_none=True)
+        frozen_d = accelerator.unwrap_model(discriminator)
+        with accelerator.autocast():
+            pred_fake = frozen_d(gray_l, fake_ab)
+        loss_g_gan = self.gan_loss(pred_fake, True)
+        loss_g_l1 = F.l1_loss(fake_ab.float(), real_ab.float())
+        loss_g = loss_g_gan + self.lambda_l1 * loss_g_l1
+        accelerator.backward(loss_g)
+        optimizers["generator"].step()
+        set_requires_grad(discriminator, True)
+        return {
+            "loss/D_real": loss_d_real.detach(),
+            "loss/D_fake": loss_d_fake.detach(),
+            "loss/D": loss_d.detach(),
+            "loss/G_GAN": loss_g_gan.detach(),
+            "loss/G_L1": loss_g_l1.detach(),
+            "loss/G": loss_g.detach(),
+        }
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> str | None:
+        n_layers = cfg.discriminator.kwargs.get("n_layers", 3)
+        if cfg.discriminator.name == "patchgan" and cfg.data.size < 2 ** (n_layers + 1) * 2:
+            return f"data.size={cfg.data.size} is too small for a PatchGAN with n_layers={n_layers}"
+        return None

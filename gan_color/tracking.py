@@ -1,0 +1,82 @@
+"""Logging: `metrics.jsonl` always (main process), W&B and TensorBoard through Accelerate's trackers, optional."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+TRACKING_FILE = "tracking.json"
+
+
+class JsonlLogger:
+    """Appends one JSON object per logged step to `metrics.jsonl`; on resume, drops lines past the resumed step."""
+
+    def __init__(self, path: str | Path, *, resume_step: int = 0) -> None:
+        self.path = Path(path)
+        if self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines() if _step(line) <= resume_step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+
+    def log(self, values: dict[str, Any], *, step: int) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+
+
+def _step(line: str) -> float:
+    try:
+        return json.loads(line).get("step", float("inf"))
+    except json.JSONDecodeError:  # a line cut by a crash mid-write
+        return float("inf")
+
+
+def requested_trackers(*, wandb: bool, tensorboard: bool) -> list[str]:
+    """Accelerate `log_with` names; a clear error if a requested tracker's package is missing."""
+    trackers = []
+    for name, wanted, module in (("wandb", wandb, "wandb"), ("tensorboard", tensorboard, "tensorboard")):
+        if wanted:
+            if importlib.util.find_spec(module) is None:
+                raise RuntimeError(f"tracking.{name}=true but the {module!r} package is not installed: "
+                                   f"pip install {module} (or set tracking.{name}=false)")
+            trackers.append(name)
+    return trackers
+
+
+def load_tracking(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / TRACKING_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def new_wandb_id() -> str:
+    import wandb
+
+    return wandb.util.generate_id()
+
+
+def init_trackers(accelerator: Any, *, run_dir: Path, run_name: str, project: str, group: str, entity: str,
+                  config: dict[str, Any], wandb_run_id: str | None) -> dict[str, Any]:
+    """Start Accelerate's trackers; W&B resumes `wandb_run_id` when given. Returns the tracking record."""
+    record: dict[str, Any] = {"project": project, "group": group, "run_name": run_name}
+    init_kwargs: dict[str, Any] = {}
+    if "wandb" in [getattr(t, "name", t) for t in accelerator.log_with]:
+        wandb_run_id = wandb_run_id or (new_wandb_id() if accelerator.is_main_process else None)
+        init_kwargs["wandb"] = {"name": run_name, "group": group or None, "id": wandb_run_id, "resume": "allow",
+                                "dir": str(run_dir), "entity": entity or None, "job_type": "train"}
+        record["wandb_run_id"] = wandb_run_id
+    accelerator.init_trackers(project, config=flatten(config), init_kwargs=init_kwargs)
+    if accelerator.is_main_process:
+        (run_dir / TRACKING_FILE).write_text(json.dumps(record, indent=2))
+    return record
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'optim': {'lr': 1}} -> {'optim.lr': 1}; trackers (TensorBoard hparams) want flat scalars."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}.") if value else {name: "{}"})
+        else:
+            flat[name] = value
+    return flat

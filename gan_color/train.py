@@ -1,0 +1,328 @@
+"""The training loop shared by the GAN and every baseline: Accelerate (CPU, one or many GPUs, mixed precision),
+full-state checkpoints with auto-resume, metrics.jsonl, probe grids, trackers and the inference export."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from torch import nn
+from tqdm.auto import tqdm
+
+from gan_color import checkpoint as ckpt
+from gan_color import color
+from gan_color.config import Config, ConfigError, load_config, save_config, to_dict
+from gan_color.data import add_lab, build_dataset
+from gan_color.inference import ExportSpec, raw_to_ab, save_export
+from gan_color.loader import make_train_loader
+from gan_color.models import build_colorizer, build_discriminator
+from gan_color.objectives import Objective
+from gan_color.registry import OBJECTIVES
+from gan_color.sampling import collate_probes, predict_ab, predict_raw, probe_indices, render_grid
+from gan_color.tracking import JsonlLogger, init_trackers, load_tracking, requested_trackers
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or inf; the run stops before that state can reach a checkpoint."""
+
+
+@dataclass
+class Run:
+    """Everything the loop touches, built once by `setup`."""
+
+    cfg: Config
+    accelerator: Accelerator
+    objective: Objective
+    networks: dict[str, nn.Module]  # the plain modules (weights are shared with the prepared ones)
+    prepared: dict[str, nn.Module]  # what Accelerate returned (DDP / autocast wrappers)
+    optimizers: dict[str, Any]
+    schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR]
+    loader: Any
+    probes: dict[str, torch.Tensor]
+    val_batches: list[dict[str, torch.Tensor]]
+    step: int = 0
+    tracking: dict[str, Any] = field(default_factory=dict)
+    objective_state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.cfg.run_dir
+
+    def export_spec(self) -> ExportSpec:
+        return ExportSpec(arch=self.cfg.model.name, kwargs=self.objective.model_kwargs(self.cfg.model.kwargs),
+                          image_size=self.cfg.data.size, run=self.cfg.name, step=self.step,
+                          objective=self.cfg.objective.name, **self.objective.export_fields())
+
+
+def pix2pix_schedule(total_steps: int, decay_steps: int):
+    """pix2pix `linear` policy in steps: lr constant for total-decay steps, then linearly to zero."""
+    constant = total_steps - decay_steps
+
+    def factor(step: int) -> float:
+        return 1.0 - max(0, step + 1 - constant) / float(decay_steps + 1)
+
+    return factor
+
+
+def make_accelerator(cfg: Config) -> Accelerator:
+    # "no" in the config defers to the launcher (`accelerate launch --mixed_precision bf16`); fp16/bf16 here win.
+    mixed = None if cfg.train.mixed_precision == "no" else cfg.train.mixed_precision
+    trackers = requested_trackers(wandb=cfg.tracking.wandb, tensorboard=cfg.tracking.tensorboard)
+    project = ProjectConfiguration(project_dir=str(cfg.run_dir), logging_dir=str(cfg.run_dir / "tensorboard"))
+    return Accelerator(mixed_precision=mixed, log_with=trackers or None, project_config=project)
+
+
+def build_networks(cfg: Config, objective: Objective) -> dict[str, nn.Module]:
+    networks = {"generator": build_colorizer(cfg.model.name, **objective.model_kwargs(cfg.model.kwargs))}
+    if objective.uses_discriminator:
+        networks["discriminator"] = build_discriminator(cfg.discriminator.name, **cfg.discriminator.kwargs)
+    if cfg.train.channels_last:
+        networks = {k: v.to(memory_format=torch.channels_last) for k, v in networks.items()}
+    return networks
+
+
+def build_data(cfg: Config, accelerator: Accelerator):
+    data = cfg.data
+    common = dict(size=data.size, limit=data.limit, drop_grayscale=data.drop_grayscale,
+                  min_colorfulness=data.min_colorfulness, seed=cfg.seed, embedded_length=data.embedded_length)
+    with accelerator.main_process_first():
+        train_set = build_dataset(data.train, train=True, to_lab=False, **common)
+        held_out = build_dataset(data.val or data.train, train=False, to_lab=True, **common)
+    loader, _ = make_train_loader(train_set, batch_size=data.batch_size, num_workers=data.num_workers,
+                                  seed=cfg.seed, pin_memory=accelerator.device.type == "cuda")
+    probes = collate_probes(held_out, probe_indices(len(held_out), cfg.train.num_probes, seed=cfg.seed))
+    val_batches = []
+    if cfg.train.validate_every:
+        indices = probe_indices(len(held_out), cfg.train.validate_images, seed=cfg.seed + 1)
+        val_batches = [collate_probes(held_out, indices[i:i + data.batch_size])
+                       for i in range(0, len(indices), data.batch_size)]
+    return train_set, loader, probes, val_batches
+
+
+def fingerprint(cfg: Config, objective: Objective) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumable: the networks' architectures and the objective."""
+    d = to_dict(cfg)
+    fp = {"model": d["model"], "objective": d["objective"]}
+    if objective.uses_discriminator:
+        fp["discriminator"] = d["discriminator"]
+    return yaml.safe_load(yaml.safe_dump(fp))  # plain types, as they come back from meta.json
+
+
+def setup(cfg: Config) -> Run:
+    accelerator = make_accelerator(cfg)
+    set_seed(cfg.seed)  # identical initial weights on every process
+    objective: Objective = OBJECTIVES.build(cfg.objective.name, **cfg.objective.kwargs)
+    networks = build_networks(cfg, objective)
+    train_set, loader, probes, val_batches = build_data(cfg, accelerator)
+    optimizers = {
+        name: torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
+                               weight_decay=cfg.optim.weight_decay)
+        for name, net in networks.items()
+    }
+    factor = pix2pix_schedule(cfg.optim.steps, cfg.optim.decay_steps)
+    # Schedulers are stepped once per optimisation step by us, not prepared: Accelerate would step them once per
+    # process, while optim.steps counts global steps.
+    schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, factor) for name, opt in optimizers.items()}
+    compiled = {k: torch.compile(v) if cfg.train.compile else v for k, v in networks.items()}
+    # One documented order: networks, then optimizers, then the loader.
+    names = list(networks)
+    prepared = accelerator.prepare(*[compiled[n] for n in names], *[optimizers[n] for n in names], loader)
+    run = Run(cfg=cfg, accelerator=accelerator, objective=objective, networks=networks,
+              prepared=dict(zip(names, prepared[: len(names)])),
+              optimizers=dict(zip(names, prepared[len(names): 2 * len(names)])), schedulers=schedulers,
+              loader=prepared[-1], probes=probes, val_batches=val_batches)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    resume_from = find_resume(cfg)
+    if resume_from is not None:
+        restore(run, resume_from)
+    with accelerator.main_process_first():
+        run.objective_state = objective.prepare(dataset=train_set, run_dir=run.run_dir, accelerator=accelerator)
+    return run
+
+
+def find_resume(cfg: Config) -> Path | None:
+    if cfg.train.resume == "never":
+        return None
+    if cfg.train.resume == "auto":
+        return ckpt.latest_checkpoint(cfg.run_dir / "checkpoints")
+    path = Path(cfg.train.resume)
+    if path.is_dir() and not (path / ckpt.META).exists():  # a run folder or its checkpoints/ folder
+        path = ckpt.latest_checkpoint(path / "checkpoints") or ckpt.latest_checkpoint(path) or path
+    ckpt.read_meta(path)
+    return path
+
+
+def restore(run: Run, path: Path) -> None:
+    meta = ckpt.read_meta(path)
+    ckpt.check_compatible(path, meta.get("fingerprint", {}), fingerprint(run.cfg, run.objective))
+    state = ckpt.load_checkpoint(path, networks=run.networks, accelerator=run.accelerator)
+    for name, optimizer in run.optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][name])
+        run.schedulers[name].load_state_dict(state["schedulers"][name])
+    if run.accelerator.scaler is not None and state.get("scaler"):
+        run.accelerator.scaler.load_state_dict(state["scaler"])
+    run.step = int(state["step"])
+    run.tracking = meta.get("tracking", {})
+    run.accelerator.print(f"resumed from {path} at step {run.step}")
+
+
+def save(run: Run) -> None:
+    """Full checkpoint (every process) plus the inference export (main process)."""
+    acc = run.accelerator
+    state = {
+        "step": run.step,
+        "optimizers": {name: opt.state_dict() for name, opt in run.optimizers.items()},
+        "schedulers": {name: s.state_dict() for name, s in run.schedulers.items()},
+        "scaler": acc.scaler.state_dict() if acc.scaler is not None else {},
+    }
+    meta = {"fingerprint": fingerprint(run.cfg, run.objective), "tracking": run.tracking, "run": run.cfg.name}
+    ckpt.save_checkpoint(run.run_dir / "checkpoints", step=run.step, networks=run.networks, training_state=state,
+                         meta=meta, accelerator=acc, keep=run.cfg.train.keep_checkpoints)
+    if acc.is_main_process:
+        save_export(run.networks["generator"], run.export_spec(), run.run_dir)
+
+
+def render_probes(run: Run) -> Path:
+    device = run.accelerator.device
+    gray_l = run.probes["gray_l"].to(device)
+    fake_ab = predict_ab(run.networks["generator"], gray_l, run.export_spec())
+    return render_grid(gray_l, fake_ab, run.probes["real_ab"].to(device),
+                       run.run_dir / "samples" / f"step_{run.step:08d}.png")
+
+
+def validate(run: Run) -> dict[str, float]:
+    """Cheap metrics (PSNR, AuC, colourfulness) on the fixed held-out subset, plus the objective's own."""
+    from gan_color.eval.metrics import cheap_metrics  # evaluation is optional for training
+
+    device, spec, totals, count = run.accelerator.device, run.export_spec(), {}, 0
+    generator = run.networks["generator"]
+    for batch in run.val_batches:
+        gray_l, real_ab = batch["gray_l"].to(device), batch["real_ab"].to(device)
+        raw = predict_raw(generator, gray_l, spec)
+        fake_ab = raw_to_ab(raw, spec, size=tuple(gray_l.shape[-2:]))
+        values = cheap_metrics(color.model_outputs_to_rgb(gray_l, fake_ab), batch["rgb"].to(device),
+                               fake_ab=fake_ab, real_ab=real_ab)
+        values.update(run.objective.validation_metrics(raw, {"gray_l": gray_l, "real_ab": real_ab}))
+        n = gray_l.shape[0]
+        for key, value in values.items():
+            totals[key] = totals.get(key, 0.0) + float(value) * n
+        count += n
+    return {f"val/{k}": v / max(count, 1) for k, v in totals.items()}
+
+
+def log_values(run: Run, sums: dict[str, torch.Tensor], steps: int, images: int, seconds: float) -> dict[str, float]:
+    """Reduce the accumulated losses (the only host sync of the interval) and stop on a non-finite one."""
+    values = {k: (run.accelerator.reduce(v, reduction="mean") / steps).item() for k, v in sums.items()}
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        last = ckpt.latest_checkpoint(run.run_dir / "checkpoints")
+        raise NonFiniteLossError(
+            f"non-finite loss at step {run.step} ({', '.join(f'{k}={values[k]}' for k in bad)}); the run stopped "
+            f"without saving. Last good checkpoint: {last or 'none'}. Try a lower optim.lr, train.mixed_precision="
+            "no or bf16, or optim.grad_clip."
+        )
+    values["lr"] = run.schedulers["generator"].get_last_lr()[0]
+    values["images_per_sec"] = images * run.accelerator.num_processes / max(seconds, 1e-9)
+    return values
+
+
+def train_steps(run: Run) -> None:
+    cfg, acc = run.cfg, run.accelerator
+    steps_per_epoch = len(run.loader)
+    logger = JsonlLogger(run.run_dir / "metrics.jsonl", resume_step=run.step) if acc.is_main_process else None
+    bar = tqdm(total=cfg.optim.steps, initial=run.step, disable=not acc.is_local_main_process, desc=cfg.name,
+               dynamic_ncols=True)
+    sums: dict[str, torch.Tensor] = {}
+    interval_steps, interval_images, tic = 0, 0, time.perf_counter()
+    prepared = {**run.networks, **run.prepared}
+    while run.step < cfg.optim.steps:
+        epoch, skip = divmod(run.step, steps_per_epoch)
+        loader = acc.skip_first_batches(run.loader, skip) if skip else run.loader
+        loader.set_epoch(epoch)  # the sampler's permutation and the items' augmentation seeds
+        for batch in loader:
+            batch = add_lab(batch)
+            if cfg.train.channels_last:
+                batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v
+                         for k, v in batch.items()}
+            losses = run.objective.training_step(batch, prepared, run.optimizers, acc)
+            for scheduler in run.schedulers.values():
+                scheduler.step()
+            run.step += 1
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0) + value.float()
+            interval_steps += 1
+            interval_images += batch["gray_l"].shape[0]
+            bar.update(1)
+            if run.step % cfg.train.log_every == 0 or run.step == cfg.optim.steps:
+                values = log_values(run, sums, interval_steps, interval_images, time.perf_counter() - tic)
+                if cfg.train.validate_every and run.step % cfg.train.validate_every == 0 and run.val_batches:
+                    values.update(validate(run))
+                if logger is not None:
+                    logger.log(values, step=run.step)
+                acc.log(values, step=run.step)
+                bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in values.items() if k.startswith("loss/")}
+                                | {"img/s": f"{values['images_per_sec']:.1f}"})
+                sums, interval_steps, interval_images, tic = {}, 0, 0, time.perf_counter()
+            if acc.is_main_process and (run.step % cfg.train.sample_every == 0 or run.step == cfg.optim.steps):
+                render_probes(run)
+            if run.step % cfg.train.checkpoint_every == 0 or run.step == cfg.optim.steps:
+                if sums:  # the losses since the last log must be finite before this state is kept
+                    log_values(run, sums, max(interval_steps, 1), interval_images, 1.0)
+                save(run)
+            if run.step >= cfg.optim.steps:
+                break
+    bar.close()
+
+
+def main(cfg: Config) -> Path:
+    """Train `cfg` to completion (resuming the run folder's latest checkpoint); returns the run folder."""
+    run = setup(cfg)
+    acc = run.accelerator
+    if acc.is_main_process:
+        save_config(cfg, run.run_dir / "config.yaml")
+    previous = load_tracking(run.run_dir)
+    run.tracking = init_trackers(acc, run_dir=run.run_dir, run_name=cfg.name, project=cfg.tracking.project,
+                                 group=cfg.tracking.group, entity=cfg.tracking.entity, config=to_dict(cfg),
+                                 wandb_run_id=run.tracking.get("wandb_run_id") or previous.get("wandb_run_id"))
+    if run.objective_state and acc.is_main_process:
+        JsonlLogger(run.run_dir / "metrics.jsonl", resume_step=run.step).log(run.objective_state, step=run.step)
+    try:
+        if run.step < cfg.optim.steps:
+            train_steps(run)
+        else:
+            acc.print(f"{cfg.name}: already trained to step {run.step}; nothing to do")
+    finally:
+        acc.end_training()
+    return run.run_dir
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML experiment config (see configs/)")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=1e-4")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as error:
+        print(f"config error: {error}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        return 0
+    try:
+        main(cfg)
+    except (NonFiniteLossError, ckpt.CheckpointError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
