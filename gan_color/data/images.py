@@ -115,6 +115,7 @@ def load_thumbnail(path: str | Path, side: int) -> Image.Image:
     """Small RGB version of `path` (longest side <= side) for cheap per-image statistics; orientation irrelevant."""
     with Image.open(path) as image:
         image.draft(None, (side, side))
+        image.load()  # decode while the file is open
         image = to_rgb(image)
         image.thumbnail((side, side))
         return image
