@@ -113,8 +113,7 @@ def check_compatible(path: Path, saved: dict[str, Any], current: dict[str, Any])
         if saved.get(key) != current[key]:
             raise CheckpointError(
                 f"checkpoint {path} was written with {key}={saved.get(key)!r}, but this config has "
-                f"{key}={current[key]!r}. Resume with the config that wrote it, start a new run (name=...), "
-                "or set train.resume=never to start this run from scratch (its old checkpoints are then replaced)."
+                f"{key}={current[key]!r}. Resume with the config that wrote it, or start a new run (name=...)."
             )
 
 

@@ -78,7 +78,16 @@ def make_accelerator(cfg: Config) -> Accelerator:
     mixed = None if cfg.train.mixed_precision == "no" else cfg.train.mixed_precision
     trackers = requested_trackers(wandb=cfg.tracking.wandb, tensorboard=cfg.tracking.tensorboard)
     project = ProjectConfiguration(project_dir=str(cfg.run_dir), logging_dir=str(cfg.run_dir / "tensorboard"))
-    return Accelerator(mixed_precision=mixed, log_with=trackers or None, project_config=project)
+    # Without a GPU, Accelerate only recognises a torchrun/mpirun multi-process launch (MULTI_CPU, gloo) when told
+    # it runs on CPU; otherwise every process would train alone.
+    return Accelerator(mixed_precision=mixed, log_with=trackers or None, project_config=project,
+                       cpu=not has_accelerator())
+
+
+def has_accelerator() -> bool:
+    if hasattr(torch, "accelerator"):
+        return torch.accelerator.is_available()
+    return torch.cuda.is_available()
 
 
 def build_networks(cfg: Config, objective: Objective) -> dict[str, nn.Module]:
@@ -151,6 +160,9 @@ def setup(cfg: Config) -> Run:
 
 def find_resume(cfg: Config) -> Path | None:
     if cfg.train.resume == "never":
+        if ckpt.latest_checkpoint(cfg.run_dir / "checkpoints") is not None:  # never overwrite a run's history
+            raise ckpt.CheckpointError(f"train.resume=never but {cfg.run_dir} already holds checkpoints; "
+                                       "choose a new run name (name=...) or delete that folder")
         return None
     if cfg.train.resume == "auto":
         return ckpt.latest_checkpoint(cfg.run_dir / "checkpoints")
