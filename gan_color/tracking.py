@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import secrets
+import string
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +51,9 @@ def load_tracking(run_dir: Path) -> dict[str, Any]:
 
 
 def new_wandb_id() -> str:
-    import wandb
-
-    return wandb.util.generate_id()
+    """An 8-character W&B run id (same alphabet as W&B's own), chosen by us so a resumed run can reuse it."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
 def init_trackers(accelerator: Any, *, run_dir: Path, run_name: str, project: str, group: str, entity: str,
@@ -59,7 +61,7 @@ def init_trackers(accelerator: Any, *, run_dir: Path, run_name: str, project: st
     """Start Accelerate's trackers; W&B resumes `wandb_run_id` when given. Returns the tracking record."""
     record: dict[str, Any] = {"project": project, "group": group, "run_name": run_name}
     init_kwargs: dict[str, Any] = {}
-    if "wandb" in [getattr(t, "name", t) for t in accelerator.log_with]:
+    if "wandb" in [str(getattr(t, "value", t)).lower() for t in accelerator.log_with]:
         wandb_run_id = wandb_run_id or (new_wandb_id() if accelerator.is_main_process else None)
         init_kwargs["wandb"] = {"name": run_name, "group": group or None, "id": wandb_run_id, "resume": "allow",
                                 "dir": str(run_dir), "entity": entity or None, "job_type": "train"}

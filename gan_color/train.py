@@ -76,6 +76,8 @@ def pix2pix_schedule(total_steps: int, decay_steps: int):
 def make_accelerator(cfg: Config) -> Accelerator:
     # "no" in the config defers to the launcher (`accelerate launch --mixed_precision bf16`); fp16/bf16 here win.
     mixed = None if cfg.train.mixed_precision == "no" else cfg.train.mixed_precision
+    if mixed == "fp16" and not has_accelerator():
+        raise ValueError("train.mixed_precision=fp16 needs a GPU (CPU autocast is bf16-only); use bf16 or no")
     trackers = requested_trackers(wandb=cfg.tracking.wandb, tensorboard=cfg.tracking.tensorboard)
     project = ProjectConfiguration(project_dir=str(cfg.run_dir), logging_dir=str(cfg.run_dir / "tensorboard"))
     # Without a GPU, Accelerate only recognises a torchrun/mpirun multi-process launch (MULTI_CPU, gloo) when told

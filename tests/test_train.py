@@ -183,3 +183,51 @@ def test_pix2pix_schedule_is_constant_then_linear():
     factor = train.pix2pix_schedule(10, 4)
     values = [factor(s) for s in range(10)]
     assert values[:5] == [1.0] * 5 and values[-1] == pytest.approx(0.2) and values == sorted(values, reverse=True)
+
+
+def test_wandb_offline_resumes_the_same_run_id(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    real_save = train.save
+
+    def save_then_die(run):
+        real_save(run)
+        if run.step == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(tiny(tmp_path, "tracking.wandb=true"))
+    monkeypatch.setattr(train, "save", real_save)
+    first = json.loads((tmp_path / "tiny" / "tracking.json").read_text())
+    assert first["wandb_run_id"] and first["group"] == "tiny_cpu"
+    train.main(tiny(tmp_path, "tracking.wandb=true"))
+    second = json.loads((tmp_path / "tiny" / "tracking.json").read_text())
+    assert second["wandb_run_id"] == first["wandb_run_id"]
+    runs = sorted((tmp_path / "tiny" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(first["wandb_run_id"]) for r in runs)
+
+
+def test_fp16_without_gpu_is_a_clear_error(tmp_path):
+    if train.has_accelerator():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match="fp16 needs a GPU"):
+        train.main(tiny(tmp_path, "train.mixed_precision=fp16"))
+
+
+@pytest.fixture
+def fresh_accelerator_state():
+    """Accelerate keeps one process-wide state; a run with other precision settings needs it reset (and after)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_bf16_autocast_trains(tmp_path, fresh_accelerator_state):
+    run_dir = train.main(tiny(tmp_path, "train.mixed_precision=bf16", "optim.steps=2", "optim.decay_steps=1",
+                              "train.checkpoint_every=2", "train.sample_every=2"))
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(v)) for k, v in rows[-1].items() if k.startswith("loss/"))
