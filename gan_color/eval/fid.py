@@ -75,12 +75,15 @@ def files_key(paths: Sequence[str | os.PathLike], *, root: str | os.PathLike | N
 def compute_fid(fake: str | os.PathLike | Dataset, real: str | os.PathLike | Dataset, *,
                 device: str | torch.device = "cpu", real_cache_name: str | None = None,
                 cache_root: str | os.PathLike | None = None, weights_path: str | os.PathLike | None = None,
-                feature_extractor: str | None = None, allow_download: bool = True, batch_size: int = 32) -> float:
+                feature_extractor: str | None = None, feature_layer: str | None = None, allow_download: bool = True,
+                batch_size: int = 32) -> float:
     """FID between `fake` and `real`: folders of image files or datasets of uint8 [3,H,W] tensors.
 
     `real_cache_name` caches the real set's Inception statistics in `cache_root` (default: torch-fidelity's,
     $TORCH_HOME/fidelity_cache). `feature_extractor` names another registered torch-fidelity extractor (tests use a
     small stand-in); otherwise the Inception weights come from `weights_path` or the torch hub cache.
+    `feature_layer` picks another Inception block ('64', '192', '768'; default the standard 2048-d pool3): quicker
+    checks of the same network, not comparable with published FIDs.
     """
     import torch_fidelity
 
@@ -90,6 +93,8 @@ def compute_fid(fake: str | os.PathLike | Dataset, real: str | os.PathLike | Dat
         fid=True, cuda=torch.device(device).type == "cuda", batch_size=batch_size, verbose=False,
         save_cpu_ram=True,  # no DataLoader worker processes: images here are few or already decoded
     )
+    if feature_layer:
+        kwargs["feature_layer_fid"] = feature_layer
     if feature_extractor:
         kwargs["feature_extractor"] = feature_extractor
     else:

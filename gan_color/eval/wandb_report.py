@@ -94,7 +94,7 @@ def publish_comparison(rows: list[dict[str, Any]], images: dict[str, Path], *, o
     import wandb
 
     try:
-        payload: dict[str, Any] = {"comparison/metrics": _table(rows)}
+        payload: dict[str, Any] = {"comparison/table": _table(rows)}
         payload.update({f"comparison/{name}": wandb.Image(str(path)) for name, path in images.items()})
         run.log(payload)
         return run.id

@@ -1,0 +1,172 @@
+"""`gan-color evaluate` end to end on real photos with a tiny export, the Python API's wiring, classifiers, the
+unavailable-weights path, and W&B logging (offline, and without wandb)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from gan_color import color
+from gan_color.cli import main
+from gan_color.data.images import list_images, load_rgb
+from gan_color.data.transforms import eval_transform
+from gan_color.eval import metrics as M
+from gan_color.eval import wandb_report
+from gan_color.eval.evaluate import evaluate
+from gan_color.inference import Colorizer, ExportSpec, save_export
+from gan_color.models import build_colorizer
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_WEIGHTS = REPO.parent / "shared" / "weights"
+CHEAP = ["psnr_rgb_uint8", "ssim_rgb_uint8", "colorfulness", "delta_colorfulness", "auc_ab_0_150", "bin_accuracy"]
+
+
+@pytest.fixture(scope="session")
+def prepared_torch_home() -> Path:
+    """A torch hub cache with the real LPIPS/FID weights, built once from ../shared/weights into .torch_home/."""
+    if not (SHARED_WEIGHTS / "make_torch_home.py").is_file():
+        pytest.skip(f"{SHARED_WEIGHTS} is missing")
+    home = REPO / ".torch_home"
+    if not (home / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth").is_file():
+        subprocess.run([sys.executable, str(SHARED_WEIGHTS / "make_torch_home.py"), str(home)], check=True,
+                       capture_output=True)
+    return home
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    network = build_colorizer("resnet_6blocks", ngf=8)
+    return save_export(network, ExportSpec(arch="resnet_6blocks", kwargs={"ngf": 8}, image_size=32, run="tiny"),
+                       tmp_path / "tiny")
+
+
+class ConstantAB(nn.Module):
+    """Predicts one ab value everywhere (0 = gray), so expected metric values can be computed by hand."""
+
+    def __init__(self, ab: float = 0.0) -> None:
+        super().__init__()
+        self.ab = nn.Parameter(torch.full((1, 2, 1, 1), ab))
+
+    def forward(self, gray_l: torch.Tensor) -> torch.Tensor:
+        return self.ab.expand(len(gray_l), 2, *gray_l.shape[-2:])
+
+
+def test_evaluate_cli_end_to_end(run_dir: Path, imagenet_dir: Path, prepared_torch_home: Path,
+                                 monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(prepared_torch_home))
+    rc = main(["evaluate", "--model", str(run_dir), "--data", str(imagenet_dir), "--size", "32", "--limit", "6",
+               "--workers", "0", "--quiet", "--best-worst", "2", "--metrics", *CHEAP, "lpips_alex"])
+    assert rc == 0
+    out_dir = run_dir / "eval" / imagenet_dir.name
+    summary = json.loads((out_dir / "metrics.json").read_text())
+    assert summary["protocol"]["size"] == 32 and summary["protocol"]["limit"] == 6
+    assert summary["model"]["arch"] == "resnet_6blocks" and summary["data"]["root"] == str(imagenet_dir.resolve())
+    assert set(summary["metrics"]) == {"psnr_rgb_uint8", "ssim_rgb_uint8", "lpips_alex", "colorfulness",
+                                       "delta_colorfulness", "colorfulness_real", "auc_ab_0_150"}
+    assert 5 < summary["metrics"]["psnr_rgb_uint8"] < 40 and 0 < summary["metrics"]["lpips_alex"] < 1
+    assert "bin_accuracy" in summary["not_applicable"] and summary["unavailable"] == {}
+    with (out_dir / "per_image.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == summary["count"] > 0
+    assert all((imagenet_dir / row["file"]).is_file() for row in rows)
+    mean_psnr = sum(float(row["psnr_rgb_uint8"]) for row in rows) / len(rows)
+    assert mean_psnr == pytest.approx(summary["metrics"]["psnr_rgb_uint8"], rel=1e-6)  # per image, then averaged
+    grid = Image.open(out_dir / "best_worst.png")
+    assert grid.width > 3 * 150 and grid.height > 4 * 150  # 3 columns, 2 best + 2 worst rows
+    assert "not applicable" in capsys.readouterr().out
+
+
+def test_evaluate_api_numbers_match_a_direct_computation(imagenet_dir: Path) -> None:
+    colorizer = Colorizer(ConstantAB(0.0), ExportSpec(arch="constant", kwargs={}, image_size=32))
+    result = evaluate(colorizer, imagenet_dir, size=32, limit=5, metrics=["psnr_rgb_uint8", "auc_ab_0_150"],
+                      device="cpu", progress=False, drop_grayscale=False)
+    crop = eval_transform(32)
+    real = torch.stack([crop(load_rgb(p, 32)) for p in list_images(imagenet_dir)[:5]])
+    gray_l, real_ab = color.rgb_to_model_inputs(real)
+    gray = color.model_outputs_to_rgb(gray_l, torch.zeros_like(real_ab))
+    psnr = M.psnr_uint8(M.to_uint8(gray), M.to_uint8(real))
+    auc = M.auc_ab(torch.zeros_like(real_ab), color.denormalize_ab(real_ab))
+    assert [row["psnr_rgb_uint8"] for row in result["per_image"]] == pytest.approx(psnr.tolist(), abs=1e-4)
+    assert result["metrics"]["auc_ab_0_150"] == pytest.approx(float(auc.mean()), abs=1e-6)
+    assert [row["file"] for row in result["per_image"]] == [p.name for p in list_images(imagenet_dir)[:5]]
+
+
+def test_classifier_bin_accuracy_in_full_resolution_mode(imagenet_dir: Path) -> None:
+    q = len(color.ab_bins())
+    torch.manual_seed(0)
+    spec = ExportSpec(arch="conv1x1", kwargs={}, output="ab_logits", num_bins=q, image_size=32)
+    result = evaluate(Colorizer(nn.Conv2d(1, q, 1), spec), imagenet_dir, size=32, limit=3, full_resolution=True,
+                      metrics=["bin_accuracy", "psnr_rgb_uint8"], device="cpu", progress=False)
+    assert 0 <= result["metrics"]["bin_accuracy"] <= 1 and result["protocol"]["full_resolution"]
+    assert result["count"] == len(result["per_image"]) > 0
+
+
+def test_missing_weights_are_reported_and_other_metrics_run(run_dir: Path, imagenet_dir: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
+
+    def refuse(*args, **kwargs):
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    rc = main(["evaluate", "--model", str(run_dir), "--data", str(imagenet_dir), "--size", "32", "--limit", "3",
+               "--workers", "0", "--quiet", "--best-worst", "0", "--out", str(tmp_path / "out"),
+               "--metrics", "psnr_rgb_uint8", "lpips_alex", "fid"])
+    assert rc == 0
+    summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert list(summary["metrics"]) == ["psnr_rgb_uint8"]
+    assert set(summary["unavailable"]) == {"lpips_alex", "fid"}
+    printed = capsys.readouterr()
+    assert "lpips_alex             unavailable: lpips_alex: the torchvision ImageNet alex" in printed.out
+    assert "TORCH_HOME" in printed.out and "Traceback" not in printed.out + printed.err
+
+
+def test_cli_errors_are_messages(run_dir: Path, imagenet_dir: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture) -> None:
+    assert main(["evaluate", "--model", str(run_dir), "--data", str(imagenet_dir), "--metrics", "psnr_rgb_unit8"]) == 2
+    assert "did you mean 'psnr_rgb_uint8'" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tmp_path / "none"), "--data", str(imagenet_dir)]) == 2
+    assert "no model export" in capsys.readouterr().err
+
+
+def _result() -> dict:
+    rows = [{"index": i, "file": f"{i}.jpg", "psnr_rgb_uint8": 20.0 + i} for i in range(3)]
+    return {"metrics": {"psnr_rgb_uint8": 21.0}, "per_image": rows, "data": {"name": "photos"},
+            "model": {"arch": "x"}, "protocol": {"size": 32}}
+
+
+def test_wandb_resumes_the_training_run_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if importlib.util.find_spec("wandb") is None:
+        pytest.skip("wandb is not installed")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "tracking.json").write_text(json.dumps({"wandb_run_id": "trainrun1", "project": "p", "group": "g"}))
+    assert wandb_report.log_evaluation(run, _result(), run / "eval" / "photos") == "trainrun1"
+    offline = list((tmp_path / "wandb").glob("offline-run-*-trainrun1"))
+    assert len(offline) == 1
+    tables = list(offline[0].rglob("*.table.json"))
+    assert len(tables) == 1 and len(json.loads(tables[0].read_text())["data"]) == 3
+
+
+def test_wandb_missing_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else find_spec(name))
+    assert wandb_report.log_evaluation(tmp_path, _result(), tmp_path) is None
+    assert "W&B logging skipped" in capsys.readouterr().err
