@@ -162,6 +162,10 @@ def test_wandb_resumes_the_training_run_offline(tmp_path: Path, monkeypatch: pyt
     assert len(offline) == 1
     tables = list(offline[0].rglob("*.table.json"))
     assert len(tables) == 1 and len(json.loads(tables[0].read_text())["data"]) == 3
+    # without tracking.json (no W&B in training): a new job_type="eval" run
+    (run / "tracking.json").unlink()
+    new_id = wandb_report.log_evaluation(run, _result(), run / "eval" / "photos")
+    assert new_id not in (None, "trainrun1") and list((tmp_path / "wandb").glob(f"offline-run-*-{new_id}"))
 
 
 def test_wandb_missing_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -194,7 +194,8 @@ def _score(colorizer: Colorizer, images: Dataset, metrics: dict[str, Metric], *,
             columns: dict[str, torch.Tensor] = {}
             for metric in metrics.values():
                 columns.update(metric.update(scored))
-            for i, index in enumerate(batch["index"].tolist()):
+            indices = batch["index"].tolist() if "index" in batch else range(len(rows), len(rows) + len(real_rgb))
+            for i, index in enumerate(indices):
                 rows.append({"index": index, "file": image_name(images, index),
                              **{key: float(values[i]) for key, values in columns.items()}})
             bar.update(len(real_rgb))

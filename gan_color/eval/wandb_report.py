@@ -51,7 +51,8 @@ def _table(rows: list[dict[str, Any]]) -> Any:
 def log_evaluation(run_dir: str | os.PathLike, result: dict[str, Any], out_dir: str | os.PathLike, *,
                    project: str | None = None) -> str | None:
     """Log an evaluation (metrics, per-image table, best/worst grid) under `eval/<dataset>/`. Resumes the training
-    run recorded in `<run>/tracking.json` when there is one, else starts a job_type="eval" run in the run's group.
+    run recorded in `<run>/tracking.json` when there is one, else starts a job_type="eval" run grouped with the
+    other evaluations on the same dataset (or in the run's tracking group).
     Returns the W&B run id, or None when W&B could not be used."""
     run_dir = Path(run_dir)
     tracking = load_tracking(run_dir)
@@ -60,8 +61,8 @@ def log_evaluation(run_dir: str | os.PathLike, result: dict[str, Any], out_dir: 
         kwargs = dict(project=tracking.get("project") or project or DEFAULT_PROJECT, id=tracking["wandb_run_id"],
                       resume="allow", group=tracking.get("group") or None)
     else:
-        kwargs = dict(project=project or DEFAULT_PROJECT, job_type="eval", group=tracking.get("group") or run_dir.name,
-                      name=f"{run_dir.name}-eval-{dataset}",
+        kwargs = dict(project=project or DEFAULT_PROJECT, job_type="eval", name=f"{run_dir.name}-eval-{dataset}",
+                      group=tracking.get("group") or f"eval-{dataset}",
                       config={"model": result["model"], "protocol": result["protocol"], "data": result["data"]})
     run = start_run(dir=os.environ.get("WANDB_DIR") or str(run_dir), **kwargs)
     if run is None:
