@@ -7,8 +7,6 @@ import csv
 import importlib.util
 import json
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,20 +25,9 @@ from gan_color.inference import Colorizer, ExportSpec, save_export
 from gan_color.models import build_colorizer
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_WEIGHTS = REPO.parent / "shared" / "weights"
 CHEAP = ["psnr_rgb_uint8", "ssim_rgb_uint8", "colorfulness", "delta_colorfulness", "auc_ab_0_150", "bin_accuracy"]
 
 
-@pytest.fixture(scope="session")
-def prepared_torch_home() -> Path:
-    """A torch hub cache with the real LPIPS/FID weights, built once from ../shared/weights into .torch_home/."""
-    if not (SHARED_WEIGHTS / "make_torch_home.py").is_file():
-        pytest.skip(f"{SHARED_WEIGHTS} is missing")
-    home = REPO / ".torch_home"
-    if not (home / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth").is_file():
-        subprocess.run([sys.executable, str(SHARED_WEIGHTS / "make_torch_home.py"), str(home)], check=True,
-                       capture_output=True)
-    return home
 
 
 @pytest.fixture

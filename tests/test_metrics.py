@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +21,9 @@ from gan_color.eval import metrics as M
 from gan_color.eval.weights import MetricUnavailable, hub_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_WEIGHTS = REPO.parent / "shared" / "weights"
 STAND_IN = "gan-color-test-colour-stats"
 
 
-@pytest.fixture(scope="session")
-def prepared_torch_home() -> Path:
-    """A torch hub cache with the real LPIPS/FID weights, built once from ../shared/weights into .torch_home/."""
-    if not (SHARED_WEIGHTS / "make_torch_home.py").is_file():
-        pytest.skip(f"{SHARED_WEIGHTS} is missing")
-    home = REPO / ".torch_home"
-    if not (home / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth").is_file():
-        subprocess.run([sys.executable, str(SHARED_WEIGHTS / "make_torch_home.py"), str(home)], check=True,
-                       capture_output=True)
-    return home
 
 
 @pytest.fixture
