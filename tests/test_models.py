@@ -14,6 +14,11 @@ SMALL = {
     "resnet_9blocks": ({"ngf": 8}, 32),
     "unet_128": ({"ngf": 4}, 128),
     "unet_256": ({"ngf": 4}, 256),
+    "cnn_encoder_decoder": ({"width": 8}, 32),
+    "unet_regressor": ({"width": 4}, 32),
+    "resnet18_regressor": ({"stages": 2}, 32),
+    "eccv16": ({"width": 4}, 32),
+    "unet_classifier": ({"width": 4}, 32),
 }
 SMALL_D = {"patchgan": {"ndf": 8}, "pixelgan": {"ndf": 8}}
 
