@@ -1,0 +1,305 @@
+"""Colour science for gan-color: batched, differentiable sRGB <-> CIE Lab in torch, the pix2pix normalization,
+and the ab quantization, soft encoding, class rebalancing and annealed-mean decoding of Zhang et al. (ECCV 2016).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# pix2pix colorization normalization: L/50 - 1 and ab/110, so both land in about [-1, 1] (a tanh output range).
+L_CENTER = 50.0
+L_SCALE = 50.0
+AB_SCALE = 110.0
+AB_BIN_SIZE = 10
+
+# Same sRGB -> XYZ matrix and D65 (2 degree) white as scikit-image, so the two agree to float precision.
+_XYZ_FROM_RGB = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
+_D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+# Row i divided by white_i yields XYZ / white directly; the inverse multiplies by the white back.
+_XYZN_FROM_RGB = (_XYZ_FROM_RGB / _D65_WHITE[:, None]).tolist()
+_RGB_FROM_XYZN = (np.linalg.inv(_XYZ_FROM_RGB) * _D65_WHITE[None, :]).tolist()
+
+# CIE 1976 constants: f(t) = t^(1/3) above epsilon, (kappa t + 16) / 116 below; its inverse switches at 6/29.
+_EPSILON = 216.0 / 24389.0
+_KAPPA = 24389.0 / 27.0
+_DELTA = 6.0 / 29.0
+# IEC 61966-2-1 sRGB transfer function thresholds (encoded and linear side).
+_SRGB_ENCODED_KNEE = 0.04045
+_SRGB_LINEAR_KNEE = 0.0031308
+
+
+def _as_float(x: Tensor) -> Tensor:
+    """At least float32 (half/bfloat16 lack the precision for Lab); float64 stays float64."""
+    if not x.is_floating_point():
+        raise TypeError(f"expected a floating-point tensor, got {x.dtype}; convert uint8 images with .float() / 255")
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def _check_channels(x: Tensor, channels: int, name: str) -> None:
+    if x.dim() < 3 or x.shape[-3] != channels:
+        raise ValueError(f"{name} must be [B,{channels},H,W] or [{channels},H,W], got shape {tuple(x.shape)}")
+
+
+def _mix(matrix: list[list[float]], x: Tensor) -> Tensor:
+    """3x3 matrix times the channel dim (1) of [N,3,P], with python scalars: no device copies, immune to autocast."""
+    c0, c1, c2 = x.unbind(1)
+    return torch.stack([row[0] * c0 + row[1] * c1 + row[2] * c2 for row in matrix], dim=1)
+
+
+# Pixels per piece in the pointwise conversions on CPU. Whole-batch temporaries each fault in fresh pages, and
+# ops on more than 32k elements become OpenMP regions that stall for a time slice when the cores are busy
+# (data-loader workers, parallel tests); pieces this small stay in cache and run each op on one thread.
+_PIXELS_PER_PIECE = 1 << 13
+
+
+def _pointwise(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """Apply a per-pixel `fn` on [N,3,P] views to x [..., 3, H, W]; on CPU in cache-sized pieces."""
+    flat = x.reshape(-1, 3, x.shape[-2] * x.shape[-1])
+    if x.device.type != "cpu":  # accelerators want few, large kernels
+        return fn(flat).reshape(x.shape)
+    piece = max(1, _PIXELS_PER_PIECE // flat.shape[0])
+    return torch.cat([fn(p) for p in flat.split(piece, dim=2)], dim=2).reshape(x.shape)
+
+
+def rgb_to_lab(rgb: Tensor) -> Tensor:
+    """sRGB in [0, 1] ([B,3,H,W] or [3,H,W], any device) to CIE Lab (L in [0, 100], a/b in CIE units), D65.
+
+    Computes in float32 (float64 if given float64) and returns that dtype. Differentiable: every branch of the
+    piecewise functions sees a clamped, safe argument, so gradients are finite everywhere, including at 0.
+    """
+    _check_channels(rgb, 3, "rgb")
+    return _pointwise(_rgb_to_lab, _as_float(rgb))
+
+
+def _rgb_to_lab(rgb: Tensor) -> Tensor:
+    # sRGB decoding (linearization), then XYZ relative to the white point.
+    power = ((rgb.clamp(min=_SRGB_ENCODED_KNEE) + 0.055) / 1.055) ** 2.4
+    linear = torch.where(rgb > _SRGB_ENCODED_KNEE, power, rgb / 12.92)
+    xyz = _mix(_XYZN_FROM_RGB, linear)
+    f = torch.where(xyz > _EPSILON, xyz.clamp(min=_EPSILON) ** (1.0 / 3.0), (_KAPPA * xyz + 16.0) / 116.0)
+    fx, fy, fz = f.unbind(1)
+    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
+
+
+def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
+    """CIE Lab ([B,3,H,W] or [3,H,W]) to sRGB; clipped to [0, 1] when `clip` (as skimage.color.lab2rgb always does).
+
+    Like skimage, f(Z) is clamped at 0 before inversion (very negative b would otherwise give an absurd Z).
+    Out-of-gamut colours give values outside [0, 1] when clip=False. Differentiable, float32 or float64.
+    """
+    _check_channels(lab, 3, "lab")
+    rgb = _pointwise(_lab_to_rgb, _as_float(lab))
+    return rgb.clamp(0.0, 1.0) if clip else rgb
+
+
+def _lab_to_rgb(lab: Tensor) -> Tensor:
+    lightness, a, b = lab.unbind(1)
+    fy = (lightness + 16.0) / 116.0
+    f = torch.stack([fy + a / 500.0, fy, (fy - b / 200.0).clamp(min=0.0)], dim=1)
+    xyz = torch.where(f > _DELTA, f**3, (f - 16.0 / 116.0) * (116.0 / _KAPPA))
+    linear = _mix(_RGB_FROM_XYZN, xyz)
+    power = 1.055 * linear.clamp(min=_SRGB_LINEAR_KNEE) ** (1.0 / 2.4) - 0.055
+    return torch.where(linear > _SRGB_LINEAR_KNEE, power, 12.92 * linear)
+
+
+def normalize_l(l: Tensor) -> Tensor:  # noqa: E741 - "l" is the Lab channel name
+    """L in [0, 100] -> [-1, 1]."""
+    return (l - L_CENTER) / L_SCALE
+
+
+def denormalize_l(x: Tensor) -> Tensor:
+    """[-1, 1] -> L in [0, 100]."""
+    return x * L_SCALE + L_CENTER
+
+
+def normalize_ab(ab: Tensor) -> Tensor:
+    """ab in CIE units -> about [-1, 1] (the sRGB gamut spans a in [-86, 98], b in [-108, 95])."""
+    return ab / AB_SCALE
+
+
+def denormalize_ab(x: Tensor) -> Tensor:
+    """[-1, 1] -> ab in CIE units."""
+    return x * AB_SCALE
+
+
+def rgb_to_model_inputs(rgb: Tensor) -> tuple[Tensor, Tensor]:
+    """sRGB [B,3,H,W] in [0, 1] -> (gray_l [B,1,H,W] in [-1, 1], real_ab [B,2,H,W] in about [-1, 1])."""
+    lab = rgb_to_lab(rgb)
+    return normalize_l(lab[..., :1, :, :]), normalize_ab(lab[..., 1:, :, :])
+
+
+def model_outputs_to_rgb(gray_l: Tensor, ab: Tensor) -> Tensor:
+    """Normalized gray_l [B,1,H,W] and ab [B,2,H,W] -> sRGB [B,3,H,W] clipped to [0, 1]."""
+    lab = torch.cat([denormalize_l(_as_float(gray_l)), denormalize_ab(_as_float(ab))], dim=-3)
+    return lab_to_rgb(lab, clip=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Zhang, Isola & Efros, "Colorful Image Colorization", ECCV 2016: ab quantization and its decoding.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _cube_surface(face_samples: int = 256, edge_samples: int = 1 << 14) -> Iterator[Tensor]:
+    """RGB points in [3, <=8192] pieces: a grid on each of the cube's 6 faces and, far denser, on its 12 edges."""
+    face = torch.linspace(0.0, 1.0, face_samples)
+    face_grid = torch.cartesian_prod(face, face).T.contiguous()  # [2, n^2]: two free channels, one fixed
+    edge = torch.linspace(0.0, 1.0, edge_samples)[None]  # [1, n]: one free channel, two fixed
+    for free in [*face_grid.split(_PIXELS_PER_PIECE, dim=1), *edge.split(_PIXELS_PER_PIECE, dim=1)]:
+        n_fixed = 3 - free.shape[0]
+        for channels in itertools.combinations(range(3), n_fixed):
+            for values in itertools.product((0.0, 1.0), repeat=n_fixed):
+                fixed, planes = dict(zip(channels, values)), iter(free)
+                constant = {c: torch.full_like(free[0], v) for c, v in fixed.items()}
+                yield torch.stack([constant[c] if c in constant else next(planes) for c in range(3)])
+
+
+@functools.lru_cache(maxsize=8)
+def _gamut_bins(bin_size: int) -> Tensor:
+    # Lab is a continuous bijection of the RGB cube, so the ab projection of the gamut solid equals that of the
+    # cube's surface. Cells wholly inside the projection are hit by the face grid (samples 1-2 ab units apart); a
+    # cell holding only a sliver contains part of the projection's outline, which runs along cube edges (the
+    # R-Y-G-C-B-M hexagon), hence their dense sampling. Same cells as 4096^2 samples per face for bin sizes 5-20.
+    reach = 128 // bin_size + 2  # sRGB has |a|, |b| < 110: cell indices lie within +-reach
+    side = 2 * reach + 1
+    hits = torch.zeros(side * side, dtype=torch.int64)
+    for rgb in _cube_surface():  # piece by piece: small tensors stay in cache, ops stay single-threaded
+        ab = rgb_to_lab(rgb[:, None])[1:, 0]
+        # Cell of centre c*bin_size covers [c - 1/2, c + 1/2) * bin_size, i.e. nearest centre on the full grid.
+        # Shifted positive, truncation is floor (torch.floor spawns threads even for tiny tensors).
+        cells = (ab / bin_size + (reach + 0.5)).to(torch.int64)
+        hits += torch.bincount(cells[0] * side + cells[1], minlength=side * side)
+    keys = hits.nonzero().squeeze(1)  # ascending: sorted by a, then b
+    return (torch.stack([keys // side, keys % side], dim=1) - reach).mul(bin_size).to(torch.float32)
+
+
+def ab_bins(bin_size: int = AB_BIN_SIZE) -> Tensor:
+    """Centres [Q,2] (a, b; CIE units, float32, CPU, sorted by a then b) of the in-gamut ab grid cells.
+
+    Rule: the grid has centres at multiples of `bin_size` (as Zhang et al.'s pts_in_hull.npy); a cell is kept if
+    any colour of the continuous sRGB cube [0, 1]^3 falls in it. With bin_size=10 this gives Q = 262: the 261 cells
+    hit by the 2^24 8-bit colours plus (20, -80), reached only by a sliver (R <= 8, G ~ 117.4-118.6, B >= 253.8, on
+    the 0-255 scale) that resized or float images can produce. Zhang et al. report Q = 313 from a looser in-gamut
+    test: at least 51 of their cells hold no sRGB colour, so no target pixel could ever fall in them. Consumers
+    take Q = len(ab_bins()). Computed once per bin_size (~0.15 s), then cached; the tensor returned is a copy.
+    """
+    if int(bin_size) != bin_size or bin_size < 1:
+        raise ValueError(f"bin_size must be a positive integer, got {bin_size}")
+    return _gamut_bins(int(bin_size)).clone()
+
+
+def _flat_ab(ab: Tensor) -> Tensor:
+    _check_channels(ab, 2, "ab")
+    if ab.dim() != 4:
+        raise ValueError(f"ab must be [B,2,H,W], got shape {tuple(ab.shape)}")
+    return _as_float(ab).permute(0, 2, 3, 1).reshape(-1, 2)
+
+
+# Pixels per cdist chunk: bounds the [N,Q] distance matrix at ~65k x Q floats (~70 MB for Q=262).
+_CHUNK = 1 << 16
+
+
+def _nearest_bins(points: Tensor, bins: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Indices [N,k] of the k nearest bins (closest first) and their exact squared distances [N,k]."""
+    bins = bins.to(device=points.device, dtype=points.dtype)
+    indices = []
+    for chunk in points.split(_CHUNK):
+        distances = torch.cdist(chunk, bins)
+        indices.append(distances.topk(k, dim=1, largest=False).indices)
+    index = torch.cat(indices) if indices else points.new_zeros((0, k), dtype=torch.int64)
+    # cdist may use the |x|^2 - 2xy + |y|^2 expansion; recompute the few distances we keep exactly.
+    squared = (points[:, None, :] - bins[index]).square().sum(-1)
+    return index, squared
+
+
+def encode_ab_nearest(ab: Tensor, bins: Tensor) -> Tensor:
+    """Index of the nearest bin for every pixel: ab [B,2,H,W] in CIE units -> LongTensor [B,H,W]."""
+    batch, _, height, width = ab.shape
+    index, _ = _nearest_bins(_flat_ab(ab), bins, k=1)
+    return index.reshape(batch, height, width)
+
+
+def soft_encode_ab(ab: Tensor, bins: Tensor, k: int = 5, sigma: float = 5.0) -> Tensor:
+    """Zhang et al. soft encoding: Gaussian (sigma) weights on the k nearest bins, summing to 1 -> [B,Q,H,W]."""
+    batch, _, height, width = ab.shape
+    points = _flat_ab(ab)
+    index, squared = _nearest_bins(points, bins, k=k)
+    # Subtracting the nearest distance keeps exp() from underflowing to 0/0 far from every bin.
+    weights = torch.exp(-(squared - squared[:, :1]) / (2.0 * sigma**2))
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    encoded = points.new_zeros(points.shape[0], bins.shape[0]).scatter_(1, index, weights)
+    return encoded.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
+
+
+def bin_counts(ab: Tensor, bins: Tensor) -> Tensor:
+    """Histogram [Q] (int64) of nearest bins over all pixels of ab [B,2,H,W]; summed over a dataset, the prior."""
+    index = encode_ab_nearest(ab, bins).flatten()
+    return torch.bincount(index, minlength=bins.shape[0]).cpu()
+
+
+def rebalance_weights(counts_or_prior: Tensor, bins: Tensor, lam: float = 0.5, sigma: float = 5.0) -> Tensor:
+    """Zhang et al. eq. 4 class-rebalancing weights [Q] (float32, CPU) from bin counts or an empirical prior.
+
+    p~ is the prior smoothed by a Gaussian of `sigma` over bin centres (each bin's mass spread over the bins, so p~
+    still sums to 1); w = ((1 - lam) p~ + lam / Q)^-1, scaled so that E_{p~}[w] = sum_q p~_q w_q = 1.
+    """
+    prior = counts_or_prior.detach().to(torch.float64).cpu().flatten()
+    centres = bins.detach().to(torch.float64).cpu()
+    if prior.shape[0] != centres.shape[0]:
+        raise ValueError(f"got {prior.shape[0]} counts for {centres.shape[0]} bins")
+    if (prior < 0).any() or prior.sum() <= 0:
+        raise ValueError("counts_or_prior must be non-negative with a positive sum")
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    prior = prior / prior.sum()
+    kernel = torch.exp(-torch.cdist(centres, centres).square() / (2.0 * sigma**2))  # [q, j]
+    smoothed = kernel @ (prior / kernel.sum(dim=0))
+    weights = 1.0 / ((1.0 - lam) * smoothed + lam / centres.shape[0])
+    return (weights / (smoothed * weights).sum()).to(torch.float32)
+
+
+def annealed_mean(logits: Tensor, bins: Tensor, temperature: float = 0.38) -> Tensor:
+    """Zhang et al. eq. 5: ab [B,2,H,W] (CIE units) = mean of f_T(z) = exp(log z / T) / sum, z = softmax(logits).
+
+    exp(log softmax(x) / T) is proportional to exp(x / T), so f_T(z) = softmax(logits / T): T = 1 gives the mean,
+    T -> 0 the mode; the paper uses T = 0.38.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 (use decode_mode for T -> 0), got {temperature}")
+    probabilities = torch.softmax(_as_float(logits) / temperature, dim=1)
+    return torch.einsum("bqhw,qc->bchw", probabilities, bins.to(probabilities))
+
+
+def decode_mode(logits: Tensor, bins: Tensor) -> Tensor:
+    """Centre of the most probable bin per pixel: logits [B,Q,H,W] -> ab [B,2,H,W] (CIE units)."""
+    centres = bins.to(device=logits.device, dtype=torch.promote_types(logits.dtype, torch.float32))
+    return F.embedding(logits.argmax(dim=1), centres).permute(0, 3, 1, 2)
+
+
+def decode_mean(logits: Tensor, bins: Tensor) -> Tensor:
+    """Mean of the predicted distribution (annealed mean at T = 1): logits [B,Q,H,W] -> ab [B,2,H,W]."""
+    return annealed_mean(logits, bins, temperature=1.0)
+
+
+def colorfulness(rgb: Tensor) -> Tensor:
+    """Hasler & Suesstrunk (2003) colourfulness M per image of rgb [B,3,H,W] in [0, 1], on the 0-255 scale.
+
+    rg = R - G, yb = (R + G) / 2 - B; M = sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2)
+    (population std over pixels). 0 for gray images; about 33 is "moderately colourful" in the paper's scale.
+    """
+    _check_channels(rgb, 3, "rgb")
+    rgb = _as_float(rgb) * 255.0
+    red, green, blue = rgb.flatten(-2).unbind(-2)
+    rg = red - green
+    yb = 0.5 * (red + green) - blue
+    spread = torch.sqrt(rg.var(dim=-1, correction=0) + yb.var(dim=-1, correction=0))
+    offset = torch.sqrt(rg.mean(dim=-1).square() + yb.mean(dim=-1).square())
+    return spread + 0.3 * offset
