@@ -111,6 +111,34 @@ def _lab_to_rgb(lab: Tensor) -> Tensor:
     return torch.where(linear > _SRGB_LINEAR_KNEE, power, 12.92 * linear)
 
 
+GAMUT_TOLERANCE = 1e-5  # sRGB values this far outside [0, 1] are float error, not out-of-gamut colours
+GAMUT_STEPS = 8  # bisection steps on the chroma scale: the kept chroma is within 1/256 of the largest in gamut
+
+
+def lab_to_rgb_in_gamut(lightness: torch.Tensor, ab: torch.Tensor, steps: int = GAMUT_STEPS) -> torch.Tensor:
+    """CIE L [B,1,H,W] + ab [B,2,H,W] -> sRGB in [0, 1] with L kept exactly: out-of-gamut pixels get their chroma
+    scaled down (hue kept) until they fit, instead of clipping RGB, which would change their lightness."""
+    rgb = lab_to_rgb(torch.cat([lightness, ab], 1), clip=False)
+    outside = ((rgb < -GAMUT_TOLERANCE) | (rgb > 1 + GAMUT_TOLERANCE)).any(1)  # [B, H, W]
+    if not outside.any():
+        return rgb.clamp(0, 1)
+    l_px, ab_px = lightness[:, 0][outside], ab.permute(0, 2, 3, 1)[outside]  # [N], [N, 2]
+
+    def to_rgb(scale: torch.Tensor) -> torch.Tensor:  # pixels as a [1, 3, N, 1] image
+        lab = torch.cat([l_px[:, None], ab_px * scale[:, None]], 1).T[None, :, :, None]
+        return lab_to_rgb(lab, clip=False)[0, :, :, 0].T
+
+    low, high = torch.zeros_like(l_px), torch.ones_like(l_px)  # gray (scale 0) is always in gamut
+    for _ in range(steps):
+        mid = (low + high) / 2
+        candidate = to_rgb(mid)
+        fits = ((candidate >= -GAMUT_TOLERANCE) & (candidate <= 1 + GAMUT_TOLERANCE)).all(1)
+        low, high = torch.where(fits, mid, low), torch.where(fits, high, mid)
+    rgb = rgb.permute(0, 2, 3, 1).clone()
+    rgb[outside] = to_rgb(low)
+    return rgb.permute(0, 3, 1, 2).clamp(0, 1)
+
+
 def normalize_l(l: Tensor) -> Tensor:  # noqa: E741 - "l" is the Lab channel name
     """L in [0, 100] -> [-1, 1]."""
     return (l - L_CENTER) / L_SCALE

@@ -51,7 +51,6 @@ class OptimConfig:
     weight_decay: float = 0.0
     steps: int = 1000  # total optimisation steps
     decay_steps: int = 500  # pix2pix: constant lr, then linear decay to zero over the last `decay_steps`
-    grad_clip: float = 0.0  # 0 = off
 
 
 @dataclass

@@ -58,7 +58,10 @@ class Run:
         return self.cfg.run_dir
 
     def export_spec(self) -> ExportSpec:
-        return ExportSpec(arch=self.cfg.model.name, kwargs=self.objective.model_kwargs(self.cfg.model.kwargs),
+        kwargs = self.objective.model_kwargs(self.cfg.model.kwargs)
+        if kwargs.get("pretrained"):  # the export's own weights replace any pretrained init: loading needs none
+            kwargs["pretrained"] = False
+        return ExportSpec(arch=self.cfg.model.name, kwargs=kwargs,
                           image_size=self.cfg.data.size, run=self.cfg.name, step=self.step,
                           objective=self.cfg.objective.name, **self.objective.export_fields())
 
@@ -241,8 +244,8 @@ def log_values(run: Run, sums: dict[str, torch.Tensor], steps: int, images: int,
         last = ckpt.latest_checkpoint(run.run_dir / "checkpoints")
         raise NonFiniteLossError(
             f"non-finite loss at step {run.step} ({', '.join(f'{k}={values[k]}' for k in bad)}); the run stopped "
-            f"without saving. Last good checkpoint: {last or 'none'}. Try a lower optim.lr, train.mixed_precision="
-            "no or bf16, or optim.grad_clip."
+            f"without saving. Last good checkpoint: {last or 'none'}. Try a lower optim.lr or train.mixed_precision="
+            "no / bf16."
         )
     values["lr"] = run.schedulers["generator"].get_last_lr()[0]
     values["images_per_sec"] = images * run.accelerator.num_processes / max(seconds, 1e-9)

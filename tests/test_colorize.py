@@ -12,7 +12,8 @@ from torch import nn
 
 from gan_color import color
 from gan_color.cli import main
-from gan_color.colorize import colorize_paths, lab_to_rgb_in_gamut, load_gray
+from gan_color.color import lab_to_rgb_in_gamut
+from gan_color.colorize import colorize_paths, load_gray
 from gan_color.inference import Colorizer, ExportSpec, save_export
 from gan_color.models import build_colorizer
 
