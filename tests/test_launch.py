@@ -28,8 +28,8 @@ def launch(cmd: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_accelerate_launch_cpu(tmp_path):
     accelerate = shutil.which("accelerate", path=str(BIN)) or shutil.which("accelerate")
-    launch([accelerate, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
-            "--dynamo_backend", "no", "train_gan.py", "--config", "configs/tiny_cpu.yaml",
+    launch([accelerate, "launch", "--config_file", "configs/accelerate/cpu.yaml", "train_gan.py", "--config",
+            "configs/tiny_cpu.yaml",
             f"train.output_dir={tmp_path}", "optim.steps=4", "optim.decay_steps=2"], tmp_path)
     run = tmp_path / "tiny"
     assert (run / "generator.safetensors").is_file()
