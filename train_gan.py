@@ -1,4 +1,4 @@
-"""Train a colorization GAN or baseline: `accelerate launch train_gan.py --config configs/quickstart.yaml [k=v ...]`."""
+"""Train a colorization GAN or baseline: `accelerate launch train_gan.py --config CONFIG.yaml [key=value ...]`."""
 
 import sys
 
