@@ -1,0 +1,615 @@
+"""`gan-color benchmark`: images/s of the training step (GAN and baselines), the data pipeline and colorize, each next
+to a baseline measured in the same run (the plain fp32 step, per-image scikit-image Lab, the network alone)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from gan_color import color
+from gan_color.config import ConfigError, load_config
+from gan_color.data import CacheDataset, FolderDataset, add_lab, list_images, prepare_data
+from gan_color.data.embedded import load_photos
+from gan_color.loader import make_train_loader
+
+SECTIONS = ("train", "variants", "data", "colorize")
+GENERATORS = ("resnet_6blocks", "resnet_9blocks")
+BASELINE_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "baselines"
+# Variant -> config overrides of the GAN step; "fp32" is the plain step every variant is compared with.
+VARIANTS: dict[str, list[str]] = {
+    "fp32": [],
+    "channels_last": ["train.channels_last=true"],
+    "bf16": ["train.mixed_precision=bf16"],
+    "bf16+channels_last": ["train.mixed_precision=bf16", "train.channels_last=true"],
+    "fp16": ["train.mixed_precision=fp16"],
+    "compile": ["train.compile=true"],
+}
+# Defaults of a full run and of --quick (< 2 min on 2 CPU cores); explicit flags override either.
+DEFAULTS = {"sizes": [64, 128, 256], "steps": 10, "warmup": 2, "repeats": 2, "batch_size": 8, "ngf": None,
+            "ndf": None, "data_images": 256, "generators": list(GENERATORS)}
+QUICK = {"sizes": [64], "steps": 2, "warmup": 1, "repeats": 1, "batch_size": 4, "ngf": 16, "ndf": 16,
+         "data_images": 48, "generators": ["resnet_6blocks"]}
+
+
+@dataclass
+class Row:
+    """One measurement. `images_per_sec` is None when the case was skipped (`note` says why); `ratio` divides it by
+    the throughput of the `baseline` row of the same section and size."""
+
+    section: str
+    name: str
+    size: int
+    batch_size: int
+    images_per_sec: float | None = None
+    baseline: str = ""
+    ratio: float | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Settings:
+    sizes: list[int]
+    steps: int
+    warmup: int
+    repeats: int
+    batch_size: int
+    device: str = "auto"
+    ngf: int | None = None
+    ndf: int | None = None
+    generators: list[str] = field(default_factory=lambda: list(GENERATORS))
+    baselines: list[Path] = field(default_factory=list)
+    variant_size: int | None = None
+    compile: str = "auto"  # auto (on GPUs only) | on | off
+    data: str | None = None  # image folder for the data and colorize sections (None = JPEGs written from scikit-image)
+    data_images: int = 256
+    workers: int = 2
+    threads: int = 0  # torch intra-op threads (0 = torch's default)
+    only: list[str] = field(default_factory=lambda: list(SECTIONS))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Devices, clocks and Accelerate's process-wide state
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels, so the clock measures work done and not work launched."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA GPU")
+    return device
+
+
+@contextlib.contextmanager
+def accelerate_session(device: torch.device) -> Iterator[None]:
+    """Each case builds its own Accelerator with its own mixed precision. Accelerate keeps one process-wide state
+    that refuses a second precision, so it is cleared around every case (as Accelerate's own tests do), with the
+    launcher's environment defaults masked: the benchmark chooses the device and precision of each case itself."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    saved = {key: os.environ.pop(key, None) for key in ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_USE_CPU")}
+    if device.type == "cpu":
+        os.environ["ACCELERATE_USE_CPU"] = "true"
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    try:
+        yield
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+        for key, value in saved.items():
+            os.environ.pop(key, None)
+            if value is not None:
+                os.environ[key] = value
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import accelerate
+
+    return {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
+            "accelerate": accelerate.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "load_average_start": load_average()}
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> list[float] | None:
+    """1/5/15-minute load: above the core count, other processes shared the machine during the run."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training step
+
+
+def width_overrides(model: str, *, ngf: int | None, ndf: int | None, uses_discriminator: bool) -> list[str]:
+    """Shrink the networks (for CPUs): `ngf` sets the generator's `ngf` or a baseline's `width`, `ndf` D's `ndf`."""
+    import inspect
+
+    from gan_color.models import colorizer_registry
+
+    params = inspect.signature(colorizer_registry(model).get(model)).parameters
+    overrides = []
+    if ngf is not None:
+        overrides += [f"model.kwargs.{key}={ngf}" for key in ("ngf", "width") if key in params]
+    if ndf is not None and uses_discriminator:
+        overrides.append(f"discriminator.kwargs.ndf={ndf}")
+    return overrides
+
+
+def train_config(config: Path | None, overrides: list[str], *, size: int, settings: Settings, workdir: Path):
+    """The config of one measured case: its own YAML (or the GAN defaults) on a small embedded dataset, no tracking,
+    a fresh run folder; the schedule is irrelevant to speed."""
+    base = [f"data.size={size}", f"data.batch_size={settings.batch_size}", "data.num_workers=0", "data.train=embedded",
+            "data.val=", f"data.embedded_length={max(2 * settings.batch_size, 8)}", "train.num_probes=1",
+            "train.validate_every=0", "train.resume=never", f"train.output_dir={workdir}", "tracking.wandb=false",
+            "tracking.tensorboard=false", "train.mixed_precision='no'", "train.channels_last=false",
+            "train.compile=false", "optim.steps=100000", "optim.decay_steps=0"]
+    cfg = load_config(config, [*base, *overrides])
+    from gan_color.registry import OBJECTIVES
+
+    uses_d = getattr(OBJECTIVES.get(cfg.objective.name), "uses_discriminator", False)
+    extra = width_overrides(cfg.model.name, ngf=settings.ngf, ndf=settings.ndf, uses_discriminator=uses_d)
+    return load_config(config, [*base, *overrides, *extra]) if extra else cfg
+
+
+def measure_train(cfg: Any, *, device: torch.device, warmup: int, steps: int) -> tuple[float, dict[str, Any]]:
+    """Images/s of the training loop's body on one real batch already on the device (`warmup` steps excluded from
+    the clock), and the networks' parameter counts."""
+    from gan_color import train
+
+    with accelerate_session(device):
+        run = train.setup(cfg)
+        step = loop_body(run, next(iter(run.loader))["rgb"])
+        rate = throughput(step, warmup=warmup, steps=steps, device=run.accelerator.device)
+        return rate, {f"params_{k}": sum(p.numel() for p in v.parameters()) for k, v in run.networks.items()}
+
+
+def loop_body(run: Any, rgb: torch.Tensor) -> Callable[[], int]:
+    """What `gan_color.train.train_steps` does per batch: Lab on the device, channels-last when configured, the
+    objective's step, the schedulers' step."""
+    networks = {**run.networks, **run.prepared}
+
+    def step() -> int:
+        item = add_lab({"rgb": rgb})
+        if run.cfg.train.channels_last:
+            item = {k: v.contiguous(memory_format=torch.channels_last) for k, v in item.items()}
+        run.objective.training_step(item, networks, run.optimizers, run.accelerator)
+        for scheduler in run.schedulers.values():
+            scheduler.step()
+        return rgb.shape[0]
+
+    return step
+
+
+def throughput(step: Callable[[], int], *, warmup: int, steps: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    tic = time.perf_counter()
+    images = sum(step() for _ in range(steps))
+    synchronize(device)
+    return images / (time.perf_counter() - tic)
+
+
+@dataclass
+class TrainCase:
+    section: str
+    name: str
+    size: int
+    config: Path | None
+    overrides: list[str]
+    baseline: str = ""
+    skip: str = ""
+
+
+def gan_overrides(generator: str) -> list[str]:
+    return [f"model.name={generator}", "model.kwargs={}", "objective.name=pix2pix", "discriminator.name=patchgan"]
+
+
+def train_cases(settings: Settings, device: torch.device) -> list[TrainCase]:
+    cases = []
+    reference = f"gan_{settings.generators[0]}" if settings.generators else ""
+    if "train" in settings.only:
+        for size in settings.sizes:
+            cases += [TrainCase("train", f"gan_{g}", size, None, gan_overrides(g),
+                                baseline="" if f"gan_{g}" == reference else reference) for g in settings.generators]
+            cases += [TrainCase("train", f"baseline_{p.stem}", size, p, [], baseline=reference)
+                      for p in settings.baselines]
+    if "variants" in settings.only and settings.generators:
+        size = settings.variant_size or (max(settings.sizes) if device.type == "cuda" else min(settings.sizes))
+        gan = gan_overrides(settings.generators[0])
+        cases += [TrainCase("variants", name, size, None, gan + overrides, baseline="" if name == "fp32" else "fp32",
+                            skip=variant_skip(name, device, settings)) for name, overrides in VARIANTS.items()]
+    return cases
+
+
+def variant_skip(name: str, device: torch.device, settings: Settings) -> str:
+    """Why a variant cannot run here ('' when it can)."""
+    if "fp16" in name and device.type != "cuda":
+        return "fp16 autocast with a gradient scaler needs a CUDA GPU"
+    if "bf16" in name and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return "this GPU has no bf16 support"
+    if "bf16" in name and device.type == "mps":
+        return "bf16 autocast is not supported on MPS by this torch"
+    if name == "compile":
+        if settings.compile == "off" or (settings.compile == "auto" and device.type != "cuda"):
+            return "torch.compile warm-up takes minutes on a CPU; pass --compile on to measure it"
+    return ""
+
+
+def run_train(settings: Settings, device: torch.device, workdir: Path, log: Callable[[str], None]) -> list[Row]:
+    """Every case `settings.repeats` times, interleaved (case order repeats per round), keeping the best round: on a
+    shared machine other processes only ever slow a round down."""
+    cases = train_cases(settings, device)
+    best: dict[int, float] = {}
+    info: dict[int, dict[str, Any]] = {}
+    for round_index in range(settings.repeats):
+        for i, case in enumerate(cases):
+            if case.skip or i in info and "error" in info[i]:
+                continue
+            try:
+                cfg = train_config(case.config, [f"name=bench_{i}_{round_index}", *case.overrides], size=case.size,
+                                   settings=settings, workdir=workdir)
+                rate, params = measure_train(cfg, device=device, warmup=settings.warmup, steps=settings.steps)
+            except (ConfigError, ValueError, RuntimeError) as err:  # e.g. a size too small for a network
+                info[i] = {"error": f"{type(err).__name__}: {err}"}
+                log(f"  {case.section} {case.name} @ {case.size}px: skipped ({err})")
+                continue
+            best[i] = max(best.get(i, 0.0), rate)
+            info[i] = params
+            log(f"  {case.section} {case.name} @ {case.size}px: {rate:.2f} images/s (round {round_index + 1})")
+    rows = [Row(c.section, c.name, c.size, settings.batch_size, best.get(i), c.baseline,
+                note=c.skip or info.get(i, {}).get("error", ""),
+                extra={k: v for k, v in info.get(i, {}).items() if k != "error"}) for i, c in enumerate(cases)]
+    return add_ratios(rows)
+
+
+def add_ratios(rows: list[Row]) -> list[Row]:
+    rates = {(r.section, r.name, r.size): r.images_per_sec for r in rows}
+    for row in rows:
+        reference = rates.get((row.section, row.baseline, row.size)) if row.baseline else None
+        if row.images_per_sec and reference:
+            row.ratio = row.images_per_sec / reference
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data pipeline
+
+
+class SkimageLab(Dataset):
+    """The pix2pix colorization reference (data/colorization_dataset.py): each crop, as a uint8 array, converted with
+    skimage.color.rgb2lab in the loader worker, then normalized L/50 - 1 and ab/110."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from skimage.color import rgb2lab
+
+        item = self.dataset[index]
+        array = (item["rgb"] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        lab = torch.from_numpy(rgb2lab(array).astype(np.float32)).permute(2, 0, 1)
+        return {**item, "gray_l": color.normalize_l(lab[:1]), "real_ab": color.normalize_ab(lab[1:])}
+
+
+def write_sample_jpegs(folder: Path, count: int, *, seed: int = 0) -> Path:
+    """`count` JPEGs cut from the photos bundled with scikit-image, ImageNet-like (short side 256, aspect 1-1.5), so
+    the benchmark runs offline without a dataset."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    photos = [Image.fromarray(array) for array in load_photos()]
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        side = int(min(photo.size) * rng.uniform(0.6, 1.0))
+        width = min(photo.size[0], int(side * rng.uniform(1.0, 1.5)))
+        left, top = rng.integers(0, photo.size[0] - width + 1), rng.integers(0, photo.size[1] - side + 1)
+        crop = photo.crop((left, top, left + width, top + side))
+        crop.resize((round(256 * width / side), 256), Image.Resampling.BICUBIC).save(folder / f"{i:05d}.jpg",
+                                                                                     quality=90)
+    return folder
+
+
+def loader_throughput(dataset: Dataset, *, batch_size: int, workers: int, device: torch.device,
+                      lab_on_device: bool) -> float:
+    """Images/s of one epoch of the training loader (its epoch-seeded sampler and per-item seeds), each batch moved
+    to `device` and (with `lab_on_device`) converted to L/ab there. The first batch, and those the workers prefetch
+    while it loads, are excluded: they measure start-up, not throughput."""
+    loader, _ = make_train_loader(dataset, batch_size=batch_size, num_workers=workers, seed=0,
+                                  pin_memory=device.type == "cuda")
+    skip = 1 + 2 * workers  # DataLoader's prefetch_factor is 2 per worker
+    if len(loader) < skip + 2:
+        skip = 1
+    images, tic = 0, 0.0
+    for i, batch in enumerate(loader):
+        if i == skip:
+            synchronize(device)
+            tic = time.perf_counter()
+        rgb = batch["rgb"].to(device, non_blocking=True)
+        item = add_lab({"rgb": rgb}) if lab_on_device else {k: batch[k].to(device) for k in ("gray_l", "real_ab")}
+        if i >= skip:
+            images += item["gray_l"].shape[0]
+    synchronize(device)
+    return images / (time.perf_counter() - tic)
+
+
+def data_sources(folder: Path, *, size: int, limit: int, workdir: Path, log: Callable[[str], None]):
+    """(name, dataset factory) for the JPEG folder and a prepare-data cache of it (at 2x the size, as docs/data.md
+    advises for random crops); also returns the images/s of building the cache."""
+    cache = workdir / f"cache_{size}"
+    tic = time.perf_counter()
+    if not cache.exists():
+        prepare_data(folder, cache, 2 * size, limit=limit, progress=False)
+    built = CacheDataset(cache, size=size, train=True, to_lab=False)
+    cache_rate = len(built) / (time.perf_counter() - tic)
+    log(f"  prepare-data cache ({2 * size} px): {cache_rate:.1f} images/s (one-off)")
+
+    def make(kind: str, to_lab: bool) -> Dataset:
+        if kind == "folder":
+            return FolderDataset(folder, size=size, train=True, to_lab=to_lab, limit=limit)
+        return CacheDataset(cache, size=size, train=True, to_lab=to_lab)
+
+    return make, cache_rate
+
+
+def run_data(settings: Settings, device: torch.device, folder: Path, workdir: Path,
+             log: Callable[[str], None]) -> list[Row]:
+    """For each size and source: Lab batched on the device (what training does), Lab per item in the workers, and
+    the per-image scikit-image reference, best of `repeats` interleaved rounds."""
+    rows: list[Row] = []
+    methods = {"lab_on_device": (False, True), "lab_per_item_torch": (True, False), "skimage_per_item": (False, False)}
+    for size in settings.sizes:
+        make, cache_rate = data_sources(folder, size=size, limit=settings.data_images, workdir=workdir, log=log)
+        rows.append(Row("data", "prepare_data_cache", size, 1, cache_rate, note="one-off: decode + resize + write"))
+        best: dict[tuple[str, str], float] = {}
+        for _ in range(settings.repeats):
+            for kind in ("folder", "cache"):
+                for method, (to_lab, on_device) in methods.items():
+                    dataset = make(kind, to_lab)
+                    dataset = SkimageLab(dataset) if method == "skimage_per_item" else dataset
+                    rate = loader_throughput(dataset, batch_size=settings.batch_size, workers=settings.workers,
+                                             device=device, lab_on_device=on_device)
+                    best[kind, method] = max(best.get((kind, method), 0.0), rate)
+                    log(f"  data {kind} {method} @ {size}px: {rate:.1f} images/s")
+        rows += [Row("data", f"{kind}_{method}", size, settings.batch_size, rate, baseline=f"{kind}_skimage_per_item",
+                     extra={"workers": settings.workers}) for (kind, method), rate in best.items()]
+        rows += conversion_rows(make("cache", False), settings=settings, size=size, device=device, log=log)
+    return add_ratios(rows)
+
+
+def conversion_rows(dataset: Dataset, *, settings: Settings, size: int, device: torch.device,
+                    log: Callable[[str], None]) -> list[Row]:
+    """The RGB -> normalized L/ab conversion alone, on one batch of real crops: scikit-image per image (the pix2pix
+    reference, from uint8), torch per image on the CPU (what `to_lab=True` items do), torch batched on the device."""
+    batch = torch.stack([dataset[i]["rgb"] for i in range(min(settings.batch_size, len(dataset)))])
+    reference = SkimageLab([{"rgb": image} for image in batch])
+    on_device = batch.to(device)
+    cases = {
+        "lab_skimage_per_image": lambda: len([reference[i] for i in range(len(batch))]),
+        "lab_torch_per_image": lambda: len([color.rgb_to_model_inputs(image[None]) for image in batch]),
+        "lab_torch_batched": lambda: add_lab({"rgb": on_device})["gray_l"].shape[0],
+    }
+    rows = []
+    for name, step in cases.items():
+        rate = max(throughput(step, warmup=1, steps=settings.steps, device=device) for _ in range(settings.repeats))
+        log(f"  data {name} @ {size}px: {rate:.1f} images/s")
+        rows.append(Row("data", name, size, len(batch), rate, baseline="lab_skimage_per_image",
+                        note="conversion only, one thread of the main process" if name != "lab_torch_batched" else
+                        f"conversion only, on {device}"))
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Colorize
+
+
+def run_colorize(settings: Settings, device: torch.device, folder: Path, workdir: Path,
+                 log: Callable[[str], None]) -> list[Row]:
+    """`Colorizer` (the inference wrapper every command uses) on a batch at the model size, and the whole
+    `colorize_paths` path (decode, full-resolution L, gamut mapping, encode, write) on the JPEG folder."""
+    from gan_color.colorize import colorize_paths
+    from gan_color.inference import Colorizer, ExportSpec, save_export
+    from gan_color.models import build_colorizer
+
+    rows = []
+    generator = settings.generators[0] if settings.generators else "resnet_6blocks"
+    kwargs = {} if settings.ngf is None else {"ngf": settings.ngf}
+    files = list_images(folder)[: settings.data_images]
+    for size in settings.sizes:
+        export = save_export(build_colorizer(generator, **kwargs),
+                             ExportSpec(arch=generator, kwargs=kwargs, image_size=size, run="benchmark"),
+                             workdir / f"export_{size}")
+        colorizer = Colorizer.load(export, device=device)
+        gray_l = torch.rand(settings.batch_size, 1, size, size, device=device) * 2 - 1
+        step = partial(lambda c, x: c.colorize_rgb(x).shape[0], colorizer, gray_l)
+        rate = max(throughput(step, warmup=settings.warmup, steps=settings.steps, device=device)
+                   for _ in range(settings.repeats))
+        log(f"  colorize {generator} model @ {size}px: {rate:.1f} images/s")
+        rows.append(Row("colorize", "colorizer_model", size, settings.batch_size, rate,
+                        note="Colorizer.colorize_rgb on a batch already on the device"))
+        colorize_paths(colorizer, files[: settings.batch_size], workdir / "warmup", size=size,
+                       batch_size=settings.batch_size, progress=False)
+        tic = time.perf_counter()
+        report = colorize_paths(colorizer, files, workdir / f"colorized_{size}", size=size,
+                                batch_size=settings.batch_size, workers=settings.workers, progress=False)
+        rate = len(report.written) / (time.perf_counter() - tic)
+        log(f"  colorize files @ {size}px: {rate:.1f} images/s")
+        rows.append(Row("colorize", "colorize_files", size, settings.batch_size, rate, baseline="colorizer_model",
+                        note="JPEG in -> full-resolution JPEG out (decode, resize, model, gamut map, encode)"))
+    return add_ratios(rows)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Report
+
+
+def format_table(rows: list[Row]) -> str:
+    lines = [f"{'section':<9} {'case':<34} {'px':>4} {'batch':>5} {'images/s':>10} {'ratio':>7}  vs / note"]
+    for row in rows:
+        rate = "skipped" if row.images_per_sec is None else f"{row.images_per_sec:.2f}"
+        ratio = "" if row.ratio is None else f"{row.ratio:.2f}x"
+        tail = row.note if row.images_per_sec is None else row.baseline
+        lines.append(f"{row.section:<9} {row.name:<34} {row.size:>4} {row.batch_size:>5} {rate:>10} {ratio:>7}  "
+                     f"{tail}")
+    return "\n".join(lines)
+
+
+def benchmark(settings: Settings, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the selected sections; returns {"environment", "settings", "rows", "<section>": [rows...]}."""
+    device = resolve_device(settings.device)
+    threads = torch.get_num_threads()
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    try:
+        result = {"environment": environment(device), "settings": _plain(asdict(settings))}
+        start = time.perf_counter()
+        rows = run_sections(settings, device, log)
+    finally:
+        torch.set_num_threads(threads)
+    result["environment"]["load_average_end"] = load_average()
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    result["rows"] = [asdict(row) for row in rows]
+    for section in SECTIONS:
+        result[section] = [asdict(row) for row in rows if row.section == section]
+    return result
+
+
+def run_sections(settings: Settings, device: torch.device, log: Callable[[str], None]) -> list[Row]:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="gan-color-bench-") as tmp:
+        workdir = Path(tmp)
+        if "train" in settings.only or "variants" in settings.only:
+            log("training step")
+            rows += run_train(settings, device, workdir / "runs", log)
+        if "data" in settings.only or "colorize" in settings.only:
+            folder = Path(settings.data) if settings.data else write_sample_jpegs(workdir / "jpegs",
+                                                                                   settings.data_images)
+            if "data" in settings.only:
+                log(f"data pipeline ({folder})")
+                rows += run_data(settings, device, folder, workdir, log)
+            if "colorize" in settings.only:
+                log("colorize")
+                rows += run_colorize(settings, device, folder, workdir, log)
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLI
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="small run (< 2 min on 2 CPU cores): 64 px, ngf/ndf 16, 2 steps, 48 images")
+    parser.add_argument("--sizes", type=int, nargs="+", help="image sizes in px (default 64 128 256)")
+    parser.add_argument("--steps", type=int, help="timed steps per case (default 10)")
+    parser.add_argument("--warmup", type=int, help="untimed steps first (default 2; compile needs >= 2)")
+    parser.add_argument("--repeats", type=int, help="interleaved rounds; the best is kept (default 2)")
+    parser.add_argument("--batch-size", type=int, help="images per step (default 8)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    parser.add_argument("--ngf", type=int, help="shrink the generator (ngf) and baseline networks (width); "
+                                                "default: the paper widths")
+    parser.add_argument("--ndf", type=int, help="shrink the PatchGAN (ndf); default 64")
+    parser.add_argument("--generators", nargs="+", choices=GENERATORS, help="GAN generators (default: both)")
+    parser.add_argument("--baselines", nargs="*", metavar="YAML",
+                        help=f"baseline configs to time (default: every {BASELINE_CONFIGS.name}/*.yaml of the repo)")
+    parser.add_argument("--variant-size", type=int,
+                        help="size of the variant comparison (default: the largest size on a GPU, smallest on CPU)")
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="measure torch.compile (auto: on GPUs only; its warm-up takes minutes on a CPU)")
+    parser.add_argument("--data", help="image folder for the data and colorize sections "
+                                       "(default: JPEGs cut from the photos bundled with scikit-image)")
+    parser.add_argument("--data-images", type=int, help="images per data/colorize pass (default 256)")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="data loader processes")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0 = torch's default). On a CPU shared with other jobs, 1 thread can "
+                             "be several times faster than the default: threads wait on each other")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
+    parser.add_argument("--json", help="write the results here")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    preset = QUICK if args.quick else DEFAULTS
+    value = {key: getattr(args, key) if getattr(args, key) is not None else default for key, default in preset.items()}
+    baselines = [Path(p) for p in args.baselines] if args.baselines is not None else sorted(
+        BASELINE_CONFIGS.glob("*.yaml"))
+    return Settings(**value, device=args.device, baselines=baselines, variant_size=args.variant_size,
+                    compile=args.compile, data=args.data, workers=args.workers, threads=args.threads,
+                    only=list(args.only))
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    bad = [name for name in ("steps", "repeats", "batch_size", "data_images") if getattr(settings, name) < 1]
+    if bad or settings.warmup < 0 or settings.threads < 0 or any(s < 16 for s in settings.sizes):
+        print(f"error: {', '.join(bad) or 'warmup/sizes'} out of range (steps, repeats, batch size, images >= 1; "
+              "warmup, threads >= 0; sizes >= 16)", file=sys.stderr)
+        return 2
+    if settings.data and not Path(settings.data).is_dir():
+        print(f"error: --data {settings.data!r} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        result = benchmark(settings, log=lambda line: print(line, flush=True))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print()
+    print(format_table([Row(**row) for row in result["rows"]]))
+    print(f"\n{result['environment']['device']} ({result['environment']['device_name']}), "
+          f"{result['seconds']} s; ratios are against the row named on the right, measured in the same run")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
