@@ -204,17 +204,13 @@ def measure_train(cfg: Any, *, device: torch.device, warmup: int, steps: int) ->
 
 
 def loop_body(run: Any, rgb: torch.Tensor) -> Callable[[], int]:
-    """What `gan_color.train.train_steps` does per batch: Lab on the device, channels-last when configured, the
-    objective's step, the schedulers' step."""
-    networks = {**run.networks, **run.prepared}
+    """Exactly what `gan_color.train.train_steps` does per batch (`train.train_one_step`), on a fixed batch."""
+    from gan_color import train
+
+    networks = train.prepared_networks(run)
 
     def step() -> int:
-        item = add_lab({"rgb": rgb})
-        if run.cfg.train.channels_last:
-            item = {k: v.contiguous(memory_format=torch.channels_last) for k, v in item.items()}
-        run.objective.training_step(item, networks, run.optimizers, run.accelerator)
-        for scheduler in run.schedulers.values():
-            scheduler.step()
+        train.train_one_step(run, {"rgb": rgb}, networks)
         return rgb.shape[0]
 
     return step

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -85,8 +85,10 @@ def make_accelerator(cfg: Config) -> Accelerator:
     project = ProjectConfiguration(project_dir=str(cfg.run_dir), logging_dir=str(cfg.run_dir / "tensorboard"))
     # Without a GPU, Accelerate only recognises a torchrun/mpirun multi-process launch (MULTI_CPU, gloo) when told
     # it runs on CPU; otherwise every process would train alone.
+    # Pinned batches (pin_memory on CUDA) copied without blocking the host.
+    data = DataLoaderConfiguration(non_blocking=True)
     return Accelerator(mixed_precision=mixed, log_with=trackers or None, project_config=project,
-                       cpu=not has_accelerator())
+                       cpu=not has_accelerator(), dataloader_config=data)
 
 
 def has_accelerator() -> bool:
@@ -252,6 +254,23 @@ def log_values(run: Run, sums: dict[str, torch.Tensor], steps: int, images: int,
     return values
 
 
+def train_one_step(run: Run, batch: dict[str, torch.Tensor], networks: dict[str, nn.Module]) -> dict:
+    """One optimisation step on a device batch: Lab on the device, channels-last if configured, the objective's
+    step, the schedulers. Returns the objective's (device, unsynced) losses."""
+    batch = add_lab(batch)
+    if run.cfg.train.channels_last:
+        batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in batch.items()}
+    losses = run.objective.training_step(batch, networks, run.optimizers, run.accelerator)
+    for scheduler in run.schedulers.values():
+        scheduler.step()
+    return losses
+
+
+def prepared_networks(run: Run) -> dict[str, nn.Module]:
+    """The networks as the objective steps them: Accelerate's wrappers (DDP, autocast) where prepared."""
+    return {**run.networks, **run.prepared}
+
+
 def train_steps(run: Run) -> None:
     cfg, acc = run.cfg, run.accelerator
     steps_per_epoch = len(run.loader)
@@ -260,24 +279,18 @@ def train_steps(run: Run) -> None:
                dynamic_ncols=True)
     sums: dict[str, torch.Tensor] = {}
     interval_steps, interval_images, tic = 0, 0, time.perf_counter()
-    prepared = {**run.networks, **run.prepared}
+    prepared = prepared_networks(run)
     while run.step < cfg.optim.steps:
         epoch, skip = divmod(run.step, steps_per_epoch)
         loader = acc.skip_first_batches(run.loader, skip) if skip else run.loader
         loader.set_epoch(epoch)  # the sampler's permutation and the items' augmentation seeds
         for batch in loader:
-            batch = add_lab(batch)
-            if cfg.train.channels_last:
-                batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v
-                         for k, v in batch.items()}
-            losses = run.objective.training_step(batch, prepared, run.optimizers, acc)
-            for scheduler in run.schedulers.values():
-                scheduler.step()
+            losses = train_one_step(run, batch, prepared)
             run.step += 1
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0) + value.float()
             interval_steps += 1
-            interval_images += batch["gray_l"].shape[0]
+            interval_images += batch["rgb"].shape[0]
             bar.update(1)
             if run.step % cfg.train.log_every == 0 or run.step == cfg.optim.steps:
                 values = log_values(run, sums, interval_steps, interval_images, time.perf_counter() - tic)

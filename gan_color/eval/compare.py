@@ -213,7 +213,11 @@ def plot_curves(records: list[RunRecord], path: Path) -> Path | None:
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=8)
-    axes[0].legend(fontsize=8)
+    handles = {}  # one legend for every run, whichever panels it appears in
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    axes[0].legend(list(handles.values()), list(handles), fontsize=8)
     return _save_figure(fig, path)
 
 
