@@ -40,7 +40,7 @@ _SRGB_LINEAR_KNEE = 0.0031308
 def _as_float(x: Tensor) -> Tensor:
     """At least float32 (half/bfloat16 lack the precision for Lab); float64 stays float64."""
     if not x.is_floating_point():
-        raise TypeError(f"expected a floating-point tensor, got {x.dtype}; convert uint8 images with .float() / 255")
+        raise TypeError(f"expected a floating-point tensor, got {x.dtype}")
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
@@ -121,10 +121,15 @@ def _pointwise(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 def rgb_to_lab(rgb: Tensor) -> Tensor:
     """sRGB in [0, 1] ([B,3,H,W] or [3,H,W], any device) to CIE Lab (L in [0, 100], a/b in CIE units), D65.
 
-    Computes in float32 (float64 if given float64) and returns that dtype. Differentiable: every branch of the
+    uint8 input is read as 0-255, as skimage's `rgb2lab` does. Computes in float32 (float64 if given float64) and
+    returns that dtype. Differentiable: every branch of the
     piecewise functions sees a clamped, safe argument, so gradients are finite everywhere, including at 0.
     """
     _check_channels(rgb, 3, "rgb")
+    if rgb.dtype == torch.uint8:  # 8-bit images, scaled by 1/255 piece by piece (no whole-batch float copy)
+        return _pointwise(lambda piece: _rgb_to_lab(piece.float().div_(255.0)), rgb)
+    if not rgb.is_floating_point():
+        raise TypeError(f"rgb must be floating point in [0, 1] or uint8 in [0, 255], got {rgb.dtype}")
     return _pointwise(_rgb_to_lab, _as_float(rgb))
 
 

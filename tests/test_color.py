@@ -114,8 +114,14 @@ def test_shapes_pieces_and_input_checks(monkeypatch):
     torch.testing.assert_close(color.rgb_to_lab(rgb), lab, atol=1e-4, rtol=0)  # SIMD vs scalar tails
     # Other devices take the one-call path (meta tensors carry shapes only).
     assert color.lab_to_rgb(color.rgb_to_lab(torch.empty(2, 3, 5, 7, device="meta"))).shape == (2, 3, 5, 7)
-    with pytest.raises(TypeError, match="uint8"):
-        color.rgb_to_lab(torch.zeros(1, 3, 2, 2, dtype=torch.uint8))
+    eight_bit = torch.randint(0, 256, (2, 3, 5, 7), dtype=torch.uint8)
+    torch.testing.assert_close(color.rgb_to_lab(eight_bit), color.rgb_to_lab(eight_bit / 255))
+    np.testing.assert_allclose(color.rgb_to_lab(eight_bit[0]).permute(1, 2, 0), rgb2lab(eight_bit[0].permute(1, 2, 0)),
+                               atol=1e-3)  # as skimage reads uint8
+    with pytest.raises(TypeError, match="uint8 in"):
+        color.rgb_to_lab(torch.zeros(1, 3, 2, 2, dtype=torch.int16))
+    with pytest.raises(TypeError, match="floating-point"):
+        color.lab_to_rgb(torch.zeros(1, 3, 2, 2, dtype=torch.uint8))
     with pytest.raises(ValueError, match="3,H,W"):
         color.rgb_to_lab(torch.zeros(1, 4, 2, 2))
 
@@ -260,7 +266,7 @@ def test_rgb_to_lab_is_faster_than_per_image_skimage():
 
     images = torch.randint(0, 256, (16, 3, 128, 128), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     arrays = [np.ascontiguousarray(image.permute(1, 2, 0).numpy()) for image in images]
-    cases = {"skimage": lambda: [rgb2lab(array) for array in arrays], "torch": lambda: color.rgb_to_lab(images / 255)}
+    cases = {"skimage": lambda: [rgb2lab(array) for array in arrays], "torch": lambda: color.rgb_to_lab(images)}
     best = dict.fromkeys(cases, float("inf"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
