@@ -150,10 +150,14 @@ def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
 
 
 def _lab_to_rgb(lab: Tensor) -> Tensor:
+    return _srgb_encode(_lab_to_linear_rgb(lab))
+
+
+def _lab_to_linear_rgb(lab: Tensor) -> Tensor:
     lightness, a, b = lab.unbind(1)
     fy = lightness.add(16.0).div_(116.0)
     f = torch.stack([fy.add(a, alpha=1.0 / 500.0), fy, fy.sub(b, alpha=1.0 / 200.0).clamp_(min=0.0)], dim=1)
-    return _srgb_encode(_mix(_RGB_FROM_XYZN, _cie_f_inverse(f)))
+    return _mix(_RGB_FROM_XYZN, _cie_f_inverse(f))
 
 
 GAMUT_TOLERANCE = 1e-5  # sRGB values this far outside [0, 1] are float error, not out-of-gamut colours
@@ -169,18 +173,21 @@ def lab_to_rgb_in_gamut(lightness: torch.Tensor, ab: torch.Tensor, steps: int = 
         return rgb.clamp(0, 1)
     l_px, ab_px = lightness[:, 0][outside], ab.permute(0, 2, 3, 1)[outside]  # [N], [N, 2]
 
-    def to_rgb(scale: torch.Tensor) -> torch.Tensor:  # pixels as a [1, 3, N, 1] image
+    def convert(scale: torch.Tensor, fn: Callable[[Tensor], Tensor]) -> torch.Tensor:  # pixels as [1, 3, N, 1]
         lab = torch.cat([l_px[:, None], ab_px * scale[:, None]], 1).T[None, :, :, None]
-        return lab_to_rgb(lab, clip=False)[0, :, :, 0].T
+        return _pointwise(fn, _as_float(lab))[0, :, :, 0].T
 
+    # The sRGB encoding is monotonic, so the bisection tests linear RGB against the encoded bounds' preimages and
+    # skips the encoding's power function; only the final scale is encoded.
+    bounds = _srgb_decode(torch.tensor([-GAMUT_TOLERANCE, 1 + GAMUT_TOLERANCE], dtype=torch.float64)).tolist()
     low, high = torch.zeros_like(l_px), torch.ones_like(l_px)  # gray (scale 0) is always in gamut
     for _ in range(steps):
         mid = (low + high) / 2
-        candidate = to_rgb(mid)
-        fits = ((candidate >= -GAMUT_TOLERANCE) & (candidate <= 1 + GAMUT_TOLERANCE)).all(1)
+        candidate = convert(mid, _lab_to_linear_rgb)
+        fits = ((candidate >= bounds[0]) & (candidate <= bounds[1])).all(1)
         low, high = torch.where(fits, mid, low), torch.where(fits, high, mid)
     rgb = rgb.permute(0, 2, 3, 1).clone()
-    rgb[outside] = to_rgb(low)
+    rgb[outside] = convert(low, _lab_to_rgb)
     return rgb.permute(0, 3, 1, 2).clamp(0, 1)
 
 

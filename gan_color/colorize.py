@@ -102,7 +102,7 @@ def to_gray(image: Image.Image) -> GrayImage:
         gray = torch.from_numpy(_gray_values(image.convert("L") if image.mode == "1" else image))
         rgb = gray.expand(3, *gray.shape)
     else:
-        rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255.0
+        rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)  # uint8: rgb_to_lab scales it
     lightness = color.rgb_to_lab(rgb.unsqueeze(0))[0, :1]
     return GrayImage(lightness=lightness, alpha=alpha)
 
