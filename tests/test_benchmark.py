@@ -94,6 +94,8 @@ def test_skimage_reference_matches_the_colour_module():
 
     item = benchmark.SkimageLab(One())[0]
     rgb = (item["rgb"] * 255).round() / 255
+    uint8 = {"rgb": (item["rgb"] * 255).round().to(torch.uint8), "index": 0}
+    assert torch.equal(benchmark.SkimageLab([uint8])[0]["real_ab"], item["real_ab"])
     from gan_color import color
 
     gray_l, real_ab = color.rgb_to_model_inputs(rgb[None])

@@ -99,7 +99,10 @@ def test_folder_over_imagenet_subset(imagenet_dir):
     assert item["gray_l"].shape == (1, 32, 32) and item["real_ab"].shape == (2, 32, 32)
     assert 0 <= item["rgb"].min() and item["rgb"].max() <= 1
     assert -1 <= item["gray_l"].min() and item["gray_l"].max() <= 1 and item["real_ab"].abs().max() <= 1.2
-    assert set(build_dataset(str(imagenet_dir), size=32, train=False, to_lab=False, limit=2)[0]) == {"rgb", "index"}
+    rgb_only = build_dataset(str(imagenet_dir), size=32, train=False, to_lab=False, limit=2)[1]
+    assert set(rgb_only) == {"rgb", "index"} and rgb_only["rgb"].dtype == torch.uint8  # float only after add_lab
+    with_lab = build_dataset(str(imagenet_dir), size=32, train=False, limit=2)[1]
+    torch.testing.assert_close(with_lab["rgb"], rgb_only["rgb"] / 255)
 
 
 def test_drop_grayscale_and_min_colorfulness(subset_dir):
@@ -243,7 +246,9 @@ def test_add_lab_matches_to_lab(imagenet_dir):
     )
     single = add_lab(rgb_only[1])
     assert torch.allclose(single["real_ab"], with_lab[1]["real_ab"])
+    assert batch["rgb"].dtype == torch.float32 and single["rgb"].dtype == torch.float32  # items carry uint8
     assert torch.allclose(color.model_outputs_to_rgb(batch["gray_l"], batch["real_ab"]), batch["rgb"], atol=2e-3)
+    assert add_lab(expected)["rgb"] is expected["rgb"]  # float, with L/ab: untouched
 
 
 def test_spec_errors_and_registry(tmp_path):

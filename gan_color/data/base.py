@@ -20,8 +20,9 @@ logger = logging.getLogger("gan_color.data")
 
 
 class ImageDataset(Dataset, abc.ABC):
-    """Items are dicts: `rgb` float32 [3, S, S] in [0, 1], `index`, and with `to_lab` the normalized `gray_l`
-    [1, S, S] and `real_ab` [2, S, S]. Subclasses implement `__len__`, `load(i) -> PIL RGB` and `describe(i)`.
+    """Items are dicts: `rgb` uint8 [3, S, S] and `index`; with `to_lab`, `add_lab` has run on the item: `rgb` is
+    float32 in [0, 1] and the normalized `gray_l` [1, S, S] and `real_ab` [2, S, S] are there. Without it, training
+    runs `add_lab` on each batch on the device. Subclasses implement `__len__`, `load(i) -> PIL RGB` and `describe(i)`.
 
     `skipped` lists (name, reason) of every image left out or replaced; `filter_report` says what filters dropped.
     """

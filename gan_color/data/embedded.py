@@ -8,9 +8,10 @@ from functools import cache
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
 from gan_color.data.base import ImageDataset
-from gan_color.data.transforms import TRAIN_SCALE, to_float_tensor
+from gan_color.data.transforms import TRAIN_SCALE
 
 # Natural colour photos that ship inside the scikit-image wheel (skimage/data/*.png|jpg), so loading them never
 # triggers a pooch download. Microscopy, astronomy and synthetic images (ihc, hubble, retina, colorwheel) are left
@@ -68,4 +69,4 @@ class EmbeddedDataset(ImageDataset):
         )
         if u_flip < 0.5:
             patch = patch.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return to_float_tensor(patch)
+        return v2.functional.pil_to_tensor(patch)

@@ -21,13 +21,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.v2.functional import pil_to_tensor
 from tqdm.auto import tqdm
 
 from gan_color import color
 from gan_color.colorize import resolve_device
 from gan_color.data import FolderDataset
 from gan_color.data.images import load_rgb
-from gan_color.data.transforms import to_float_tensor
+from gan_color.data.transforms import rgb_to_float
 from gan_color.eval import fid as fid_lib
 from gan_color.eval.metrics import EvalBatch, Metric, build_metric
 from gan_color.eval.sheets import render_sheet, save_sheet, to_pil
@@ -44,7 +45,7 @@ RANKING = (("lpips_alex", False), ("lpips_vgg", False), ("psnr_rgb_uint8", True)
 
 
 class FullResolutionImages(Dataset):
-    """The images of `paths` at their own size (items: `rgb` [3,H,W] in [0, 1], `index`), for full-resolution mode."""
+    """The images of `paths` at their own size (items: `rgb` uint8 [3,H,W], `index`), for full-resolution mode."""
 
     def __init__(self, paths: Sequence[Path], root: Path) -> None:
         self.paths, self.root = list(paths), root
@@ -53,7 +54,7 @@ class FullResolutionImages(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"rgb": to_float_tensor(load_rgb(self.paths[index])), "index": index}
+        return {"rgb": pil_to_tensor(load_rgb(self.paths[index])), "index": index}
 
 
 def open_images(data: str | os.PathLike | Dataset, *, size: int, limit: int = 0, drop_grayscale: bool = True,
@@ -185,7 +186,7 @@ def _score(colorizer: Colorizer, images: Dataset, metrics: dict[str, Metric], *,
     rows: list[dict[str, Any]] = []
     with tqdm(total=len(images), desc="evaluate", unit="img", disable=not progress) as bar:
         for batch in loader:
-            real_rgb = batch["rgb"].to(device)
+            real_rgb = rgb_to_float(batch["rgb"].to(device))
             gray_l, real_ab = color.rgb_to_model_inputs(real_rgb)
             fake_ab, logits = colorize_batch(colorizer, gray_l, model_size=model_size, decode=decode,
                                              temperature=temperature)
@@ -240,7 +241,7 @@ def render_examples(colorizer: Colorizer, images: Dataset, picks: list[tuple[str
     """Sheet of gray | output | truth rows for the picked images (re-colorized: nothing was kept in memory)."""
     rows = []
     for _, row in picks:
-        real_rgb = images[row["index"]]["rgb"][None].to(device)
+        real_rgb = rgb_to_float(images[row["index"]]["rgb"][None].to(device))
         gray_l, _ = color.rgb_to_model_inputs(real_rgb)
         fake_ab, _ = colorize_batch(colorizer, gray_l, model_size=model_size, decode=decode, temperature=temperature)
         gray = color.model_outputs_to_rgb(gray_l, torch.zeros_like(fake_ab))
