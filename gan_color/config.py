@@ -214,12 +214,16 @@ def validate(cfg: Config) -> None:
 
     need(bool(cfg.name) and "/" not in cfg.name and cfg.name not in (".", ".."), f"name {cfg.name!r} is not a folder")
     need(cfg.data.size >= 16 and cfg.data.size % 4 == 0, f"data.size must be a multiple of 4, >= 16: {cfg.data.size}")
-    need(cfg.data.batch_size >= 1, "data.batch_size must be >= 1")
-    need(cfg.data.num_workers >= 0, "data.num_workers must be >= 0")
-    need(cfg.optim.steps >= 1, "optim.steps must be >= 1")
-    need(0 <= cfg.optim.decay_steps <= cfg.optim.steps, "optim.decay_steps must lie in [0, optim.steps]")
-    need(cfg.optim.lr > 0, "optim.lr must be > 0")
-    need(0 <= cfg.optim.beta1 < 1 and 0 <= cfg.optim.beta2 < 1, "optim.beta1/beta2 must lie in [0, 1)")
+    need(cfg.data.batch_size >= 1, f"data.batch_size must be >= 1: {cfg.data.batch_size}")
+    need(cfg.data.num_workers >= 0, f"data.num_workers must be >= 0: {cfg.data.num_workers}")
+    need(cfg.optim.steps >= 1, f"optim.steps must be >= 1: {cfg.optim.steps}")
+    need(0 <= cfg.optim.decay_steps <= cfg.optim.steps,
+         f"optim.decay_steps ({cfg.optim.decay_steps}) must lie in [0, optim.steps ({cfg.optim.steps})]: the "
+         "learning rate decays linearly to 0 over the last decay_steps steps; set both, e.g. optim.steps=60 "
+         "optim.decay_steps=30")
+    need(cfg.optim.lr > 0, f"optim.lr must be > 0: {cfg.optim.lr}")
+    need(0 <= cfg.optim.beta1 < 1 and 0 <= cfg.optim.beta2 < 1,
+         f"optim.beta1/beta2 must lie in [0, 1): {cfg.optim.beta1}, {cfg.optim.beta2}")
     need(cfg.train.mixed_precision in ("no", "fp16", "bf16"), "train.mixed_precision must be one of no, fp16, bf16")
     need(cfg.train.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
     for key in ("log_every", "sample_every", "checkpoint_every"):

@@ -65,7 +65,7 @@ def test_bad_overrides_are_clear_errors(override, message):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("optim.decay_steps=100", r"decay_steps must lie in"),
+        ("optim.decay_steps=100", r"decay_steps \(100\) must lie in \[0, optim.steps \(\d+\)\]"),
         ("data.size=30", r"multiple of 4"),
         ("train.mixed_precision=fp8", r"mixed_precision"),
         ("data.batch_size=0", r"batch_size"),
