@@ -16,7 +16,10 @@ import torch
 from openpyxl import load_workbook
 from PIL import Image
 
+from gan_color import color
 from gan_color.cli import main
+from gan_color.data.images import load_rgb
+from gan_color.data.transforms import eval_transform
 from gan_color.eval import human_eval
 from gan_color.eval.human_eval import AnswersError, export_package, plan_trials, score
 from gan_color.inference import Colorizer, ExportSpec, save_export
@@ -103,6 +106,18 @@ def test_package_reveals_no_model_source_or_side(setup: dict) -> None:
     assert [r["trial"] for r in rows] == [t["id"] for t in key["trials"]]
     assert [(r["left_image"], r["right_image"]) for r in rows] == [
         (t["left"]["image"], t["right"]["image"]) for t in key["trials"]]
+
+
+def test_real_side_is_the_eval_crop_and_fakes_keep_its_lightness(setup: dict) -> None:
+    key_path = setup["key"]
+    for trial in json.loads(key_path.read_text())["trials"][:4]:
+        expected = eval_transform(32)(load_rgb(setup["data"] / trial["source"], 32)).permute(1, 2, 0).numpy()
+        pictures = {side["model"]: np.asarray(Image.open(key_path.parent / "rater" / side["image"]))
+                    for side in (trial["left"], trial["right"])}
+        np.testing.assert_array_equal(pictures[None], expected)  # the real photo, pixel for pixel
+        fake = next(picture for model, picture in pictures.items() if model is not None)
+        lightness = [color.rgb_to_lab(torch.tensor(p).permute(2, 0, 1))[0] for p in (fake, expected)]
+        assert (lightness[0] - lightness[1]).abs().mean() < 2.0  # same photo, new colours (8-bit rounding aside)
 
 
 def test_html_is_self_contained_and_escapes_data(setup: dict) -> None:
