@@ -4,8 +4,10 @@ and the ab quantization, soft encoding, class rebalancing and annealed-mean deco
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -284,21 +286,59 @@ def _flat_ab(ab: Tensor) -> Tensor:
     return _as_float(ab).permute(0, 2, 3, 1).reshape(-1, 2)
 
 
-# Pixels per cdist chunk: bounds the [N,Q] distance matrix at ~65k x Q floats (~70 MB for Q=262).
+# Pixels per chunk of the nearest-bin search: bounds its temporaries (at most ~65k x Q distances).
 _CHUNK = 1 << 16
+_CELL = 2.0  # side, in ab units, of the cells of the nearest-bin candidate table
+
+
+@dataclasses.dataclass(frozen=True)
+class _CandidateTable:
+    """For each cell of a square grid over the bins' extent, every bin that can be among the k nearest of some point
+    in the cell: those within d_k(c) + 2h of the cell centre c (h: half the cell diagonal). For p in the cell, each
+    of its k nearest b has |b - p| <= d_k(p) <= d_k(c) + h, since d_k is 1-Lipschitz, so |b - c| <= d_k(c) + 2h."""
+
+    origin: Tensor  # [2]: the grid's lower-left corner
+    cells: int  # cells per side
+    candidates: Tensor  # [cells^2, M] bin indices, padded with index Q
+    padded_bins: Tensor  # [Q+1, 2]: the bins and a far-away pad bin
+
+
+@functools.lru_cache(maxsize=16)
+def _candidate_table(bins_key: bytes, k: int, device: torch.device, dtype: torch.dtype) -> _CandidateTable:
+    bins = torch.from_numpy(np.frombuffer(bins_key, dtype=np.float64).reshape(-1, 2).copy())
+    origin = bins.min(0).values - 2 * AB_BIN_SIZE
+    cells = int(math.ceil(float((bins.max(0).values + 2 * AB_BIN_SIZE - origin).max()) / _CELL))
+    centres = origin + _CELL * (torch.cartesian_prod(torch.arange(cells), torch.arange(cells)) + 0.5)
+    distances = torch.cdist(centres.to(torch.float64), bins)  # [cells^2, Q]
+    kth = distances.topk(min(k, len(bins)), dim=1, largest=False).values[:, -1:]
+    candidate = distances <= kth + 2 * (_CELL * math.sqrt(0.5)) + 1e-6
+    width = int(candidate.sum(1).max())
+    order = torch.where(candidate, distances, math.inf).argsort(dim=1)[:, :width]
+    table = torch.where(candidate.gather(1, order), order, len(bins))
+    padded = torch.cat([bins, torch.full((1, 2), 1e6, dtype=torch.float64)])
+    return _CandidateTable(origin.to(device, dtype), cells, table.to(device), padded.to(device, dtype))
 
 
 def _nearest_bins(points: Tensor, bins: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Indices [N,k] of the k nearest bins (closest first) and their exact squared distances [N,k]."""
+    """Indices [N,k] of the k nearest bins (closest first) and their exact squared distances [N,k]. Exact: distances
+    to a cell's few candidates (~7 of Q, at most ~12), 6x faster than all Q on a CPU; points outside the table's grid
+    (far outside the gamut) fall back to distances to every bin."""
     bins = bins.to(device=points.device, dtype=points.dtype)
+    key = bins.detach().cpu().to(torch.float64).numpy().tobytes()
+    table = _candidate_table(key, k, points.device, points.dtype)
     indices = []
     for chunk in points.split(_CHUNK):
-        distances = torch.cdist(chunk, bins)
-        indices.append(distances.topk(k, dim=1, largest=False).indices)
+        cell = ((chunk - table.origin) / _CELL).floor().long()
+        outside = ((cell < 0) | (cell >= table.cells)).any(1)
+        cell = cell.clamp_(0, table.cells - 1)
+        candidates = table.candidates[cell[:, 0] * table.cells + cell[:, 1]]  # [n, M]
+        squared = (table.padded_bins[candidates] - chunk[:, None, :]).square().sum(-1)
+        index = candidates.gather(1, squared.topk(k, dim=1, largest=False).indices)
+        if outside.any():
+            index[outside] = torch.cdist(chunk[outside], bins).topk(k, dim=1, largest=False).indices
+        indices.append(index)
     index = torch.cat(indices) if indices else points.new_zeros((0, k), dtype=torch.int64)
-    # cdist may use the |x|^2 - 2xy + |y|^2 expansion; recompute the few distances we keep exactly.
-    squared = (points[:, None, :] - bins[index]).square().sum(-1)
-    return index, squared
+    return index, (points[:, None, :] - bins[index]).square().sum(-1)
 
 
 def encode_ab_nearest(ab: Tensor, bins: Tensor) -> Tensor:

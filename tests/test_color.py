@@ -191,6 +191,26 @@ def test_nearest_and_soft_encoding_match_a_brute_force_reference(bins, monkeypat
     assert (encoded.argmax(dim=1) == hard).all()
 
 
+@pytest.mark.parametrize("k", [1, 5, 8])
+def test_nearest_bins_are_exact_everywhere(bins, k):
+    """The candidate-table search against all distances: random ab in and far outside the gamut, cell corners (the
+    table's grid lines) and bin centres (ties), for several k."""
+    rng = np.random.default_rng(k)
+    grid = np.arange(-140.0, 141.0, 2.0)
+    points = np.concatenate([
+        rng.uniform(-140, 140, (20_000, 2)),
+        rng.uniform(-600, 600, (500, 2)),  # off the table: the all-bins fallback
+        np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2),
+        bins.double().numpy() + rng.choice([-5.0, 0.0, 5.0], (len(bins), 2)),
+    ])
+    index, squared = color._nearest_bins(torch.from_numpy(points), bins.double(), k)
+    brute = ((points[:, None] - bins.double().numpy()[None]) ** 2).sum(-1)
+    expected = np.sort(brute, axis=1)[:, :k]
+    np.testing.assert_allclose(squared.numpy(), expected, rtol=0, atol=1e-9)  # the k nearest, closest first
+    np.testing.assert_allclose(np.take_along_axis(brute, index.numpy(), 1), expected, rtol=0, atol=1e-9)
+    assert (np.sort(index.numpy(), 1)[:, 1:] != np.sort(index.numpy(), 1)[:, :-1]).all()  # k distinct bins
+
+
 def test_soft_encoding_at_a_bin_centre_puts_most_mass_there(bins):
     centre = torch.tensor([0.0, 0.0])  # an interior bin: its 4 neighbours at distance 10 share the rest
     index = int(((bins - centre).abs().sum(1) == 0).nonzero())
