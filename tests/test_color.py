@@ -209,6 +209,23 @@ def test_nearest_bins_are_exact_everywhere(bins, k):
     np.testing.assert_allclose(squared.numpy(), expected, rtol=0, atol=1e-9)  # the k nearest, closest first
     np.testing.assert_allclose(np.take_along_axis(brute, index.numpy(), 1), expected, rtol=0, atol=1e-9)
     assert (np.sort(index.numpy(), 1)[:, 1:] != np.sort(index.numpy(), 1)[:, :-1]).all()  # k distinct bins
+    everywhere = color._nearest_among_all(torch.from_numpy(points), bins.double(), k)  # what GPUs run
+    np.testing.assert_allclose(np.take_along_axis(brute, everywhere.numpy(), 1), expected, rtol=0, atol=1e-9)
+
+
+def test_candidate_tables_are_reused_only_for_the_same_unchanged_bins(bins):
+    mine = bins.clone()
+    points = torch.tensor([[3.0, 4.0], [-50.0, 61.0]])
+    first = color._nearest_bins(points, mine, 5)
+    table = color._candidate_table(mine, 5, torch.float32)
+    assert color._candidate_table(mine, 5, torch.float32) is table  # no rebuild per call
+    assert color._candidate_table(mine.clone(), 5, torch.float32) is not table
+    mine += 3.0  # moved in place: the old table would be wrong
+    index, squared = color._nearest_bins(points, mine, 5)
+    assert color._candidate_table(mine, 5, torch.float32) is not table
+    brute = torch.cdist(points.double(), mine.double()).square()
+    torch.testing.assert_close(squared.double(), brute.sort(1).values[:, :5], rtol=0, atol=1e-4)
+    assert not torch.equal(index, first[0])
 
 
 def test_soft_encoding_at_a_bin_centre_puts_most_mass_there(bins):
