@@ -326,9 +326,7 @@ class SkimageLab(Dataset):
         from skimage.color import rgb2lab
 
         item = self.dataset[index]
-        rgb = item["rgb"]
-        rgb = rgb if rgb.dtype == torch.uint8 else (rgb * 255).round().to(torch.uint8)
-        array = rgb.permute(1, 2, 0).numpy()
+        array = color.rgb_to_uint8(item["rgb"]).permute(1, 2, 0).numpy()
         lab = torch.from_numpy(rgb2lab(array).astype(np.float32)).permute(2, 0, 1)
         return {**item, "gray_l": color.normalize_l(lab[:1]), "real_ab": color.normalize_ab(lab[1:])}
 

@@ -61,7 +61,7 @@ def _mix(matrix: list[list[float]], x: Tensor) -> Tensor:
 
 class _Power(torch.autograd.Function):
     """base ** exponent for base > 0. On the CPU the forward is numpy's SIMD power/cbrt, 2-6x faster than torch's
-    (measured: docs/benchmarks.md); elsewhere it is torch.pow. The backward is the analytic one, in torch."""
+    (measured: docs/color.md); elsewhere it is torch.pow. The backward is the analytic one, in torch."""
 
     @staticmethod
     def forward(ctx, base: Tensor, exponent: float) -> Tensor:
@@ -125,8 +125,8 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
     """sRGB in [0, 1] ([B,3,H,W] or [3,H,W], any device) to CIE Lab (L in [0, 100], a/b in CIE units), D65.
 
     uint8 input is read as 0-255, as skimage's `rgb2lab` does. Computes in float32 (float64 if given float64) and
-    returns that dtype. Differentiable: every branch of the
-    piecewise functions sees a clamped, safe argument, so gradients are finite everywhere, including at 0.
+    returns that dtype. Differentiable: every branch of the piecewise functions sees a clamped, safe argument, so
+    gradients are finite everywhere, including at 0.
     """
     _check_channels(rgb, 3, "rgb")
     if rgb.dtype == torch.uint8:  # 8-bit images, scaled by 1/255 piece by piece (no whole-batch float copy)
@@ -192,6 +192,13 @@ def lab_to_rgb_in_gamut(lightness: torch.Tensor, ab: torch.Tensor, steps: int = 
     rgb = rgb.permute(0, 2, 3, 1).clone()
     rgb[outside] = convert(low, _lab_to_rgb)
     return rgb.permute(0, 3, 1, 2).clamp(0, 1)
+
+
+def rgb_to_uint8(rgb: Tensor) -> Tensor:
+    """sRGB float in [0, 1] (or already uint8) -> uint8 0-255, rounded to nearest, as an 8-bit image stores it."""
+    if rgb.dtype == torch.uint8:
+        return rgb
+    return (rgb.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def normalize_l(l: Tensor) -> Tensor:  # noqa: E741 - "l" is the Lab channel name
@@ -304,8 +311,8 @@ class _CandidateTable:
     padded_bins: Tensor  # [Q+1, 2]: the bins and a far-away pad bin
 
 
-def _build_candidate_table(bins: Tensor, k: int) -> _CandidateTable:
-    """The table for `bins` [Q,2] (float64, CPU)."""
+def _build_candidate_table(bins: Tensor, k: int, dtype: torch.dtype) -> _CandidateTable:
+    """The table for `bins` [Q,2] (float64, CPU), its coordinates returned in `dtype`."""
     origin = bins.min(0).values - 2 * AB_BIN_SIZE
     cells = int(math.ceil(float((bins.max(0).values + 2 * AB_BIN_SIZE - origin).max()) / _CELL))
     centres = origin + _CELL * (torch.cartesian_prod(torch.arange(cells), torch.arange(cells)) + 0.5)
@@ -316,7 +323,7 @@ def _build_candidate_table(bins: Tensor, k: int) -> _CandidateTable:
     order = torch.where(candidate, distances, math.inf).argsort(dim=1)[:, :width]
     table = torch.where(candidate.gather(1, order), order, len(bins))
     padded = torch.cat([bins, torch.full((1, 2), 1e6, dtype=torch.float64)])
-    return _CandidateTable(origin, cells, table, padded)
+    return _CandidateTable(origin.to(dtype), cells, table, padded.to(dtype))
 
 
 # (id(bins), k, dtype) -> (weak reference to bins, bins' version, table): keyed by the very tensor object, checked
@@ -331,8 +338,7 @@ def _candidate_table(bins: Tensor, k: int, dtype: torch.dtype) -> _CandidateTabl
         return hit[2]
     if len(_TABLES) >= 64:
         _TABLES.clear()
-    table = _build_candidate_table(bins.detach().to("cpu", torch.float64), k)
-    table = dataclasses.replace(table, origin=table.origin.to(dtype), padded_bins=table.padded_bins.to(dtype))
+    table = _build_candidate_table(bins.detach().to("cpu", torch.float64), k, dtype)
     _TABLES[key] = (weakref.ref(bins), bins._version, table)
     return table
 

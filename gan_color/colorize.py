@@ -136,9 +136,7 @@ def colorize_gray(colorizer: Colorizer, images: Sequence[GrayImage], *, size: in
 
 def to_uint8(rgb: torch.Tensor) -> np.ndarray:
     """sRGB [3, H, W], float in [0, 1] or already uint8 (as dataset items are) -> uint8 [H, W, 3]."""
-    if rgb.dtype != torch.uint8:
-        rgb = (rgb.clamp(0, 1) * 255).round().to(torch.uint8)
-    return rgb.cpu().permute(1, 2, 0).numpy()
+    return color.rgb_to_uint8(rgb).cpu().permute(1, 2, 0).numpy()
 
 
 def gray_rgb(image: GrayImage) -> torch.Tensor:

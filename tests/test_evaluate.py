@@ -82,7 +82,7 @@ def test_evaluate_api_numbers_match_a_direct_computation(imagenet_dir: Path) -> 
     real = torch.stack([crop(load_rgb(p, 32)) for p in list_images(imagenet_dir)[:5]])
     gray_l, real_ab = color.rgb_to_model_inputs(real)
     gray = color.model_outputs_to_rgb(gray_l, torch.zeros_like(real_ab))
-    psnr = M.psnr_uint8(M.to_uint8(gray), M.to_uint8(real))
+    psnr = M.psnr_uint8(color.rgb_to_uint8(gray), color.rgb_to_uint8(real))
     auc = M.auc_ab(torch.zeros_like(real_ab), color.denormalize_ab(real_ab))
     assert [row["psnr_rgb_uint8"] for row in result["per_image"]] == pytest.approx(psnr.tolist(), abs=1e-4)
     assert result["metrics"]["auc_ab_0_150"] == pytest.approx(float(auc.mean()), abs=1e-6)

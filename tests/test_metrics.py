@@ -54,7 +54,7 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_psnr_and_ssim_equal_scikit_image(photos: torch.Tensor) -> None:
     generator = torch.Generator().manual_seed(0)
     noisy = (photos + 0.08 * torch.randn(photos.shape, generator=generator)).clamp(0, 1)
-    fake, real = M.to_uint8(noisy), M.to_uint8(photos)
+    fake, real = color.rgb_to_uint8(noisy), color.rgb_to_uint8(photos)
     psnr, ssim = M.psnr_uint8(fake, real), M.ssim_uint8(fake, real)
     for i in range(len(photos)):
         f, r = fake[i].permute(1, 2, 0).numpy(), real[i].permute(1, 2, 0).numpy()
@@ -154,7 +154,8 @@ def test_lpips_alex_with_real_weights_equals_eq1(photos: torch.Tensor, torch_hom
     metric = M.build_metric("lpips_alex")
     fake = photos.flip(0)
     values = metric.per_image(M.EvalBatch(fake_rgb=fake, real_rgb=photos))
-    expected = _lpips_eq1(M.uint8_to_lpips(M.to_uint8(fake)), M.uint8_to_lpips(M.to_uint8(photos)), torch_home)
+    expected = _lpips_eq1(M.uint8_to_lpips(color.rgb_to_uint8(fake)), M.uint8_to_lpips(color.rgb_to_uint8(photos)),
+                          torch_home)
     assert values.numpy() == pytest.approx(expected.numpy(), abs=1e-5)
     assert 0.2 < float(values.mean()) < 1.0
     assert metric.per_image(M.EvalBatch(fake_rgb=photos, real_rgb=photos)).abs().max() < 1e-6
@@ -202,7 +203,7 @@ def _register_stand_in() -> str:
 
 def _save_pngs(images: torch.Tensor, folder: Path) -> Path:
     folder.mkdir(parents=True)
-    for i, image in enumerate(M.to_uint8(images)):
+    for i, image in enumerate(color.rgb_to_uint8(images)):
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:03d}.png")
     return folder
 

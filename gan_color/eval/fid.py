@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from gan_color import color
 from gan_color.eval.weights import MetricUnavailable, check_weights_file, ensure_hub_weights
 
 INCEPTION_WHAT = "FID Inception-v3 (TF 2015-12-05)"
@@ -53,10 +54,7 @@ class Uint8Images(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         item = self.dataset[index]
-        rgb = item["rgb"] if isinstance(item, dict) else item
-        if rgb.dtype == torch.uint8:
-            return rgb
-        return (rgb.clamp(0, 1) * 255).round().to(torch.uint8)
+        return color.rgb_to_uint8(item["rgb"] if isinstance(item, dict) else item)
 
 
 def files_key(paths: Sequence[str | os.PathLike], *, root: str | os.PathLike | None = None, **protocol: Any) -> str:

@@ -34,13 +34,6 @@ AUC_MAX_THRESHOLD = 150  # Zhang et al. 2016, Sec. 3.1: thresholds 0..150 in ab 
 # Input contracts
 
 
-def to_uint8(rgb: Tensor) -> Tensor:
-    """sRGB float in [0, 1] -> uint8 in [0, 255] (round to nearest), as a saved 8-bit image holds it."""
-    if rgb.dtype == torch.uint8:
-        return rgb
-    return (rgb.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-
-
 def uint8_to_lpips(rgb: Tensor) -> Tensor:
     """uint8 RGB -> float in [-1, 1], the input range of lpips.LPIPS (normalize=False)."""
     _check_uint8(rgb)
@@ -116,11 +109,11 @@ class EvalBatch:
 
     @cached_property
     def fake_uint8(self) -> Tensor:
-        return to_uint8(self.fake_rgb)
+        return color.rgb_to_uint8(self.fake_rgb)
 
     @cached_property
     def real_uint8(self) -> Tensor:
-        return to_uint8(self.real_rgb)
+        return color.rgb_to_uint8(self.real_rgb)
 
     @cached_property
     def fake_ab_cie(self) -> Tensor:

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from gan_color import color
+
 BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)
 FONT_SIZE = 13
@@ -16,9 +18,7 @@ PAD = 4
 
 def to_pil(rgb: torch.Tensor) -> Image.Image:
     """[3,H,W] sRGB float in [0, 1] or uint8 -> PIL RGB."""
-    if rgb.dtype != torch.uint8:
-        rgb = (rgb.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return Image.fromarray(rgb.cpu().permute(1, 2, 0).numpy())
+    return Image.fromarray(color.rgb_to_uint8(rgb).cpu().permute(1, 2, 0).numpy())
 
 
 def _font() -> ImageFont.ImageFont:
