@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gan_color import checkpoint as ckpt
-from gan_color import color
+from gan_color import color, fast
 from gan_color.config import Config, ConfigError, load_config, save_config, to_dict
 from gan_color.data import add_lab, build_dataset
 from gan_color.inference import ExportSpec, raw_to_ab, save_export
@@ -134,21 +134,24 @@ def fingerprint(cfg: Config, objective: Objective) -> dict[str, Any]:
 
 
 def setup(cfg: Config) -> Run:
+    cfg = fast.resolve(cfg)  # train.recipe=fast: its precision, layout and compile on a GPU (plain: unchanged)
+    fast.configure_backends(cfg.train.recipe, fast.recipe_device())
     accelerator = make_accelerator(cfg)
     set_seed(cfg.seed)  # identical initial weights on every process
     objective: Objective = OBJECTIVES.build(cfg.objective.name, **cfg.objective.kwargs)
-    networks = build_networks(cfg, objective)
+    networks = fast.prepare_networks(build_networks(cfg, objective), cfg.train.recipe)
     train_set, loader, probes, val_batches = build_data(cfg, accelerator)
     optimizers = {
-        name: torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
-                               weight_decay=cfg.optim.weight_decay)
+        name: fast.make_adam(net.parameters(), recipe=cfg.train.recipe, lr=cfg.optim.lr,
+                             betas=(cfg.optim.beta1, cfg.optim.beta2), weight_decay=cfg.optim.weight_decay)
         for name, net in networks.items()
     }
     factor = pix2pix_schedule(cfg.optim.steps, cfg.optim.decay_steps)
     # Schedulers are stepped once per optimisation step by us, not prepared: Accelerate would step them once per
     # process, while optim.steps counts global steps.
     schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, factor) for name, opt in optimizers.items()}
-    compiled = {k: torch.compile(v) if cfg.train.compile else v for k, v in networks.items()}
+    compiled = {k: fast.compile_network(v, cfg.train.compile_mode) if cfg.train.compile else v
+                for k, v in networks.items()}
     # One documented order: networks, then optimizers, then the loader.
     names = list(networks)
     prepared = accelerator.prepare(*[compiled[n] for n in names], *[optimizers[n] for n in names], loader)
@@ -257,6 +260,8 @@ def log_values(run: Run, sums: dict[str, torch.Tensor], steps: int, images: int,
 def train_one_step(run: Run, batch: dict[str, torch.Tensor], networks: dict[str, nn.Module]) -> dict:
     """One optimisation step on a device batch: Lab on the device, channels-last if configured, the objective's
     step, the schedulers. Returns the objective's (device, unsynced) losses."""
+    if run.cfg.train.compile:
+        fast.begin_step(run.cfg.train.compile_mode)
     batch = add_lab(batch)
     if run.cfg.train.channels_last:
         batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in batch.items()}
