@@ -72,6 +72,41 @@ def init_trackers(accelerator: Any, *, run_dir: Path, run_name: str, project: st
     return record
 
 
+def log_images(accelerator: Any, tag: str, images: list[tuple[Any, str]], *, step: int, description: str = "") -> None:
+    """Log captioned images (PIL) to every enabled tracker (main process only): W&B gets one panel of the images,
+    each with its caption; TensorBoard one image under `tag` (several are tiled in a row) whose description (shown
+    on the card) is `description` followed by the captions."""
+    if not images or not accelerator.is_main_process:
+        return
+    for tracker in accelerator.trackers:
+        if tracker.name == "wandb":
+            import wandb
+
+            logged = [wandb.Image(image, caption=caption) for image, caption in images]
+            tracker.tracker.log({tag: logged[0] if len(logged) == 1 else logged}, step=step)
+        elif tracker.name == "tensorboard":
+            _tensorboard_image(tracker.tracker, tag, images, step=step, description=description)
+
+
+def _tensorboard_image(writer: Any, tag: str, images: list[tuple[Any, str]], *, step: int, description: str) -> None:
+    import numpy as np
+    from PIL import Image
+    from torch.utils.tensorboard.summary import image as image_summary
+
+    height = max(image.height for image, _ in images)
+    row = Image.new("RGB", (sum(image.width for image, _ in images) + 4 * (len(images) - 1), height), (255,) * 3)
+    x = 0
+    for image, _ in images:
+        row.paste(image.convert("RGB"), (x, 0))
+        x += image.width + 4
+    summary = image_summary(tag, np.asarray(row), dataformats="HWC")
+    # TensorBoard has no image captions: the card's description carries them (data_compat keeps it).
+    captions = [caption for _, caption in images if caption]
+    summary.value[0].metadata.summary_description = "\n\n".join(filter(None, [description, "; ".join(captions)]))
+    writer._get_file_writer().add_summary(summary, step)
+    writer.flush()
+
+
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'optim': {'lr': 1}} -> {'optim.lr': 1}; trackers (TensorBoard hparams) want flat scalars."""
     flat: dict[str, Any] = {}

@@ -27,7 +27,15 @@ from gan_color.loader import make_train_loader
 from gan_color.models import build_colorizer, build_discriminator
 from gan_color.objectives import Objective
 from gan_color.registry import OBJECTIVES
-from gan_color.sampling import collate_probes, predict_ab, predict_raw, probe_indices, render_grid
+from gan_color.sampling import (
+    collate_probes,
+    log_held_out,
+    log_samples,
+    predict_ab,
+    predict_raw,
+    probe_indices,
+    render_grid,
+)
 from gan_color.tracking import JsonlLogger, init_trackers, load_tracking, requested_trackers
 
 
@@ -227,10 +235,12 @@ def validate(run: Run) -> dict[str, float]:
 
     device, spec, totals, count = run.accelerator.device, run.export_spec(), {}, 0
     generator = run.networks["generator"]
-    for batch in run.val_batches:
+    for i, batch in enumerate(run.val_batches):
         gray_l, real_ab = batch["gray_l"].to(device), batch["real_ab"].to(device)
         raw = predict_raw(generator, gray_l, spec)
         fake_ab = raw_to_ab(raw, spec, size=tuple(gray_l.shape[-2:]))
+        if i == 0:  # a few held-out colorizations for the dashboards
+            log_held_out(run.accelerator, gray_l, fake_ab, real_ab, step=run.step)
         values = cheap_metrics(color.model_outputs_to_rgb(gray_l, fake_ab), batch["rgb"].to(device),
                                fake_ab=fake_ab, real_ab=real_ab)
         values.update(run.objective.validation_metrics(raw, {"gray_l": gray_l, "real_ab": real_ab}))
@@ -308,7 +318,7 @@ def train_steps(run: Run) -> None:
                                 | {"img/s": f"{values['images_per_sec']:.1f}"})
                 sums, interval_steps, interval_images, tic = {}, 0, 0, time.perf_counter()
             if acc.is_main_process and (run.step % cfg.train.sample_every == 0 or run.step == cfg.optim.steps):
-                render_probes(run)
+                log_samples(acc, render_probes(run), step=run.step)
             if run.step % cfg.train.checkpoint_every == 0 or run.step == cfg.optim.steps:
                 if sums:  # the losses since the last log must be finite before this state is kept
                     log_values(run, sums, max(interval_steps, 1), interval_images, 1.0)

@@ -255,10 +255,18 @@ def sheet_inputs(records: list[RunRecord], data: str | os.PathLike | None, count
     return root, [files[i] for i in picks]
 
 
-@torch.no_grad()
 def image_sheet(records: list[RunRecord], root: Path, files: list[str], *, size: int,
                 device: str | torch.device = "auto", cell: int = 160) -> Image.Image:
     """Rows = inputs, columns = gray | one per model | ground truth (runs without an export are left out)."""
+    titles, columns = colorize_inputs(records, root, files, size=size, device=device)
+    rows = [[to_pil(column[i]) for column in columns] for i in range(len(files))]
+    return render_sheet(rows, columns=titles, captions=files, cell=cell)
+
+
+@torch.no_grad()
+def colorize_inputs(records: list[RunRecord], root: Path, files: list[str], *, size: int,
+                    device: str | torch.device = "auto") -> tuple[list[str], list[torch.Tensor]]:
+    """Column titles and sRGB batches: gray input, one per model with an export, ground truth (eval crops)."""
     device = resolve_device(str(device))
     crop = eval_transform(size)
     real_rgb = torch.stack([crop(load_rgb(root / name, size)) for name in files]).to(device)
@@ -276,8 +284,29 @@ def image_sheet(records: list[RunRecord], root: Path, files: list[str], *, size:
         titles.append(record.name)
     columns.append(real_rgb)
     titles.append("ground truth")
-    rows = [[to_pil(column[i]) for column in columns] for i in range(len(files))]
-    return render_sheet(rows, columns=titles, captions=files, cell=cell)
+    return titles, columns
+
+
+def per_image_metrics(record: RunRecord) -> dict[str, dict[str, float]]:
+    """file -> the per-image metrics `evaluate` wrote for this run (empty without an evaluation)."""
+    path = record.eval_dir / "per_image.csv" if record.eval_dir else None
+    if path is None or not path.is_file():
+        return {}
+    with path.open() as f:
+        return {row["file"]: {k: float(v) for k, v in row.items() if k not in ("index", "file") and v}
+                for row in csv.DictReader(f)}
+
+
+def comparison_examples(records: list[RunRecord], root: Path, files: list[str], *, size: int,
+                        device: str | torch.device = "auto") -> dict[str, Any]:
+    """The same held-out inputs colorized by every model, with each model's per-image metrics, for W&B's table:
+    {"columns": image column titles, "rows": [{"file", "images": [PIL per column], "metrics": {run: {...}}}]}."""
+    titles, columns = colorize_inputs(records, root, files, size=size, device=device)
+    metrics = {record.name: per_image_metrics(record) for record in records if record.name in titles}
+    rows = [{"file": name, "images": [to_pil(column[i]) for column in columns],
+             "metrics": {run: values.get(name, {}) for run, values in metrics.items()}}
+            for i, name in enumerate(files)]
+    return {"columns": titles, "rows": rows}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -286,8 +315,9 @@ def image_sheet(records: list[RunRecord], root: Path, files: list[str], *, size:
 
 def compare(runs: list[str | os.PathLike], out_dir: str | os.PathLike, *, dataset: str | None = None,
             data: str | os.PathLike | None = None, size: int | None = None, num_images: int = 6,
-            device: str = "auto") -> dict[str, Any]:
-    """Write the table, plots and image sheet for `runs` into `out_dir`; returns the rows and written paths."""
+            device: str = "auto", table_images: int = 0) -> dict[str, Any]:
+    """Write the table, plots and image sheet for `runs` into `out_dir`; returns the rows and written paths. With
+    `table_images`, also that many held-out inputs colorized by every model with per-image metrics ("examples")."""
     out_dir = Path(out_dir)
     records = load_runs(runs, dataset)
     columns, rows = metrics_table(records)
@@ -299,8 +329,15 @@ def compare(runs: list[str | os.PathLike], out_dir: str | os.PathLike, *, datase
         size = size or next((r.evaluation["protocol"]["size"] for r in records if r.evaluation), EVAL_SIZE)
         images["sheet"] = save_sheet(image_sheet(records, root, files, size=size, device=device),
                                      out_dir / "sheet.png")
+    examples = None
+    if table_images > 0:
+        root, files = sheet_inputs(records, data, table_images)
+        size = size or next((r.evaluation["protocol"]["size"] for r in records if r.evaluation), EVAL_SIZE)
+        examples = comparison_examples(records, root, files, size=size, device=device)
     return {"columns": columns, "rows": rows, "table": md_path, "csv": csv_path,
-            "images": {name: path for name, path in images.items() if path is not None}}
+            "images": {name: path for name, path in images.items() if path is not None}, "examples": examples,
+            "curves": {record.name: record.curves for record in records},
+            "dataset": next((r.evaluation["data"]["name"] for r in records if r.evaluation), None)}
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -310,16 +347,22 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="image folder for the sheet (default: the one the evaluations recorded)")
     parser.add_argument("--size", type=int, help="sheet crop size (default: the evaluation's)")
     parser.add_argument("--num-images", type=int, default=6, help="inputs in the image sheet (0 = no sheet)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--wandb", action="store_true", help="publish the comparison as a W&B run (job_type=compare)")
-    parser.add_argument("--wandb-project", help="W&B project (default gan-color)")
-    parser.add_argument("--wandb-group", help="W&B group of the comparison run (default: compare)")
+    parser.add_argument("--device", default="auto", help="auto (GPU when present) | cpu | cuda | cuda:1 | mps")
+    parser.add_argument("--wandb", action="store_true",
+                        help="publish the comparison as a W&B run (job_type=compare): a table with one row per "
+                             "held-out image (every model's colorization and per-image metrics), a bar chart per "
+                             "metric, training curves, the sheet")
+    parser.add_argument("--wandb-images", type=int, default=32,
+                        help="held-out images in the W&B table, evenly spaced over the evaluated files")
+    parser.add_argument("--wandb-project", help="W&B project (default: gan-color)")
+    parser.add_argument("--wandb-group", help="W&B group of the comparison run (default: compare-<dataset>)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
     try:
         result = compare(args.runs, args.out, dataset=args.dataset, data=args.data, size=args.size,
-                         num_images=args.num_images, device=args.device)
+                         num_images=args.num_images, device=args.device,
+                         table_images=args.wandb_images if args.wandb else 0)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -330,5 +373,10 @@ def run_cli(args: argparse.Namespace) -> int:
         from gan_color.eval import wandb_report
 
         wandb_report.publish_comparison(result["rows"], result["images"], out_dir=args.out,
-                                        project=args.wandb_project, group=args.wandb_group)
+                                        project=args.wandb_project, group=args.wandb_group,
+                                        examples=result["examples"], curves=result["curves"],
+                                        dataset=result["dataset"])
+    models = " ".join(str(run) for run in args.runs)
+    print(f"next: look at {Path(args.out) / 'sheet.png'}; ask people which looks real: gan-color human-eval export "
+          f"--models {models} --data DIR --n 100 --out rating/ (docs/human_eval.md)")
     return 0

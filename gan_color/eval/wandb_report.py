@@ -84,20 +84,84 @@ def log_evaluation(run_dir: str | os.PathLike, result: dict[str, Any], out_dir: 
 
 
 def publish_comparison(rows: list[dict[str, Any]], images: dict[str, Path], *, out_dir: str | os.PathLike,
-                       project: str | None = None, group: str | None = None) -> str | None:
-    """Publish a comparison (metrics table and its figures) as a W&B run of its own (job_type="compare")."""
+                       project: str | None = None, group: str | None = None,
+                       examples: dict[str, Any] | None = None, curves: dict[str, list[dict[str, Any]]] | None = None,
+                       dataset: str | None = None) -> str | None:
+    """Publish a comparison as a W&B run of its own (job_type="compare", named after the runs, grouped by dataset):
+
+    - `comparison/examples`: one row per held-out image, every model's colorization side by side (gray input |
+      model... | ground truth) then each model's per-image metrics;
+    - `comparison/metrics`: one row per run; `comparison/<metric>`: a bar chart per ranked metric;
+    - `curves/<key>`: one line chart per training curve, a line per run; the metrics table figures and sheet.
+    The run's summary holds `<run>/<metric>` for every value. Returns the W&B run id, or None without W&B."""
     names = [str(row.get("run")) for row in rows]
-    run = start_run(project=project or DEFAULT_PROJECT, job_type="compare", group=group or "compare",
-                    name="compare-" + "-vs-".join(names)[:100], config={"runs": names},
+    where = f" on {dataset}" if dataset else ""
+    run = start_run(project=project or DEFAULT_PROJECT, job_type="compare",
+                    group=group or (f"compare-{dataset}" if dataset else "compare"),
+                    name=("compare: " + " vs ".join(names))[:100] + where, config={"runs": names, "dataset": dataset},
                     dir=os.environ.get("WANDB_DIR") or str(out_dir))
     if run is None:
         return None
     import wandb
 
     try:
-        payload: dict[str, Any] = {"comparison/table": _table(rows)}
+        payload: dict[str, Any] = {"comparison/metrics": _table(rows)}
+        if examples and examples["rows"]:
+            payload["comparison/examples"] = _examples_table(examples)
+        payload.update(_metric_bars(rows))
+        payload.update(_curve_lines(curves or {}))
         payload.update({f"comparison/{name}": wandb.Image(str(path)) for name, path in images.items()})
         run.log(payload)
+        run.summary.update({f"{row['run']}/{key}": value for row in rows for key, value in row.items()
+                            if key != "run" and isinstance(value, (int, float))})
+        print(f"W&B: comparison run {run.name!r} ({run.id}) in project {run.project!r}"
+              + (f": {run.url}" if getattr(run, "url", None) else " (offline: `wandb sync` it to see it online)"))
         return run.id
     finally:
         run.finish()
+
+
+def _examples_table(examples: dict[str, Any]) -> Any:
+    """gray input | each model | ground truth, then `<run> <metric>` for every per-image metric of every run."""
+    import wandb
+
+    metric_columns = [(run, key) for run, values in examples["rows"][0]["metrics"].items()
+                      for key in sorted({k for row in examples["rows"] for k in row["metrics"][run]})]
+    columns = ["file", *examples["columns"], *(f"{run} {key}" for run, key in metric_columns)]
+    data = [[row["file"], *(wandb.Image(image) for image in row["images"]),
+             *(row["metrics"][run].get(key) for run, key in metric_columns)] for row in examples["rows"]]
+    return wandb.Table(columns=columns, data=data)
+
+
+def _metric_bars(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One bar chart per ranked metric (a bar per run), titled with its direction."""
+    import wandb
+
+    from gan_color.eval.compare import metric_direction
+
+    charts = {}
+    for key in [k for k in (rows[0] if rows else {}) if metric_direction(k) is not None]:
+        points = [[row["run"], row[key]] for row in rows if isinstance(row.get(key), (int, float))]
+        if points:
+            title = f"{key} ({'higher' if metric_direction(key) else 'lower'} is better)"
+            table = wandb.Table(columns=["run", key], data=points)
+            charts[f"comparison/{key}"] = wandb.plot.bar(table, "run", key, title=title)
+    return charts
+
+
+def _curve_lines(curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """One line chart per training loss or val/ metric that any run logged, a line per run."""
+    import wandb
+
+    keys = sorted({key for points in curves.values() for row in points for key in row
+                   if key.startswith(("loss/", "val/"))})
+    charts = {}
+    for key in keys:
+        lines = {run: [(row["step"], row[key]) for row in points if "step" in row and row.get(key) is not None]
+                 for run, points in curves.items()}
+        lines = {run: line for run, line in lines.items() if line}
+        if lines:
+            xs = [[x for x, _ in line] for line in lines.values()]
+            ys = [[y for _, y in line] for line in lines.values()]
+            charts[f"curves/{key}"] = wandb.plot.line_series(xs=xs, ys=ys, keys=list(lines), title=key, xname="step")
+    return charts

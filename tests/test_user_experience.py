@@ -1,0 +1,175 @@
+"""What a user sees: captioned images on the dashboards (TensorBoard event files, W&B offline run files read back),
+the W&B comparison table, commands that end with what they wrote and what to run next, and the help text."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gan_color import train
+from gan_color.cli import main
+from gan_color.config import load_config
+from gan_color.eval.evaluate import evaluate, write_report
+from gan_color.inference import Colorizer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny_cpu.yaml"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reading what the trackers wrote, as their UIs would
+
+
+def wandb_records(run_folder: Path) -> list[Any]:
+    """Every record of an offline W&B run (`run-<id>.wandb`: a LevelDB-style log of protobuf records)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = next(run_folder.glob("run-*.wandb")).read_bytes()
+    assert data[:4] == b":W&B"
+    block, pos, pending, records = 32768, 7, b"", []
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # a block's tail too short for a header is padding
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if kind == 0:
+            pos += left
+            continue
+        pending += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST chunk: a record is complete
+            record = pb.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+    return records
+
+
+def wandb_history(run_folder: Path) -> dict[str, list[Any]]:
+    """History key (nested keys joined by '/') -> every logged value (JSON-decoded), in order."""
+    history: dict[str, list[Any]] = {}
+    for record in wandb_records(run_folder):
+        if record.WhichOneof("record_type") == "history":
+            for item in record.history.item:
+                key = item.key or "/".join(item.nested_key)
+                history.setdefault(key, []).append(json.loads(item.value_json))
+    return history
+
+
+def wandb_run_info(run_folder: Path) -> Any:
+    return next(r.run for r in wandb_records(run_folder) if r.WhichOneof("record_type") == "run")
+
+
+def wandb_table(run_folder: Path, key: str) -> tuple[dict[str, Any], dict[str, Path]]:
+    """A table logged to an offline run, as `wandb sync` would upload it: W&B stores a run's tables (with their
+    images) as a `run_table` artifact staged outside the run folder; returns its JSON and its files by path."""
+    for record in wandb_records(run_folder):
+        if record.WhichOneof("record_type") == "artifact" and record.artifact.type == "run_table":
+            files = {entry.path: Path(entry.local_path) for entry in record.artifact.manifest.contents}
+            if f"{key}.table.json" in files:
+                return json.loads(files[f"{key}.table.json"].read_text()), files
+    raise KeyError(key)
+
+
+def tensorboard_images(logdir: Path) -> dict[str, tuple[list[int], str]]:
+    """Image tag -> (steps, description) from every event file under `logdir`."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found = {}
+    for path in logdir.rglob("events.out.tfevents*"):
+        events = EventAccumulator(str(path), size_guidance={"images": 0})
+        events.Reload()
+        for tag in events.Tags()["images"]:
+            found[tag] = ([e.step for e in events.Images(tag)], events.SummaryMetadata(tag).summary_description)
+    return found
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Item 1: dashboards with pictures
+
+
+def test_training_logs_captioned_probe_grids_and_held_out_images(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("wandb")
+    pytest.importorskip("tensorboard")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    cfg = load_config(TINY, [f"train.output_dir={tmp_path}", "tracking.wandb=true", "tracking.tensorboard=true",
+                             "train.validate_every=2", "train.validate_images=4"])
+    run_dir = train.main(cfg)
+
+    images = tensorboard_images(run_dir / "tensorboard")
+    assert images["samples/probes"][0] == [3, 6]  # sample_every=3
+    assert "gray input | generated | ground truth" in images["samples/probes"][1]
+    assert images["val/held_out"][0] == [2, 4, 6]  # every validation
+    assert "PSNR" in images["val/held_out"][1]
+
+    offline = next((run_dir / "wandb").glob("offline-run-*"))
+    history = wandb_history(offline)
+    assert len(history["samples/probes/path"]) == 2
+    assert all((offline / "files" / path).is_file() for path in history["samples/probes/path"])
+    assert "gray input | generated | ground truth" in history["samples/probes/caption"][0]
+    captions = history["val/held_out/captions"][-1]
+    assert len(captions) == 4 and all("PSNR" in caption for caption in captions)
+    assert all((offline / "files" / path).is_file() for path in history["val/held_out/filenames"][-1])
+
+
+@pytest.fixture(scope="module")
+def evaluated_runs(imagenet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from test_compare import METRICS, make_run
+
+    root = tmp_path_factory.mktemp("ux_runs")
+    folders = [make_run(root / "gan_a", 0, steps=100), make_run(root / "gan_b", 1, steps=60)]
+    for folder in folders:
+        result = evaluate(Colorizer.load(folder), imagenet_dir, size=32, limit=5, metrics=METRICS, device="cpu",
+                          progress=False)
+        write_report(result, folder / "eval" / imagenet_dir.name)
+    return folders
+
+
+def test_compare_wandb_table_has_a_row_per_held_out_image(evaluated_runs: list[Path], imagenet_dir: Path,
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))  # where offline tables are staged
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "cmp"
+    assert main(["compare", *map(str, evaluated_runs), "--out", str(out), "--device", "cpu", "--num-images", "2",
+                 "--wandb", "--wandb-images", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "W&B: comparison run 'compare: gan_a vs gan_b on" in printed
+    assert f"next: look at {out / 'sheet.png'}" in printed
+
+    offline = next((tmp_path / "wandb").glob("offline-run-*"))
+    info = wandb_run_info(offline)
+    assert info.job_type == "compare" and info.run_group == f"compare-{imagenet_dir.name}"
+    table, files = wandb_table(offline, "comparison/examples")
+    assert table["columns"][:5] == ["file", "gray input", "gan_a", "gan_b", "ground truth"]
+    assert "gan_a psnr_rgb_uint8" in table["columns"] and "gan_b auc_ab_0_150" in table["columns"]
+    assert len(table["data"]) == 4  # one row per held-out image
+    per_image = {row["file"]: row for row in _csv(evaluated_runs[1] / "eval" / imagenet_dir.name / "per_image.csv")}
+    psnr_b = table["columns"].index("gan_b psnr_rgb_uint8")
+    for row in table["data"]:
+        assert row[psnr_b] == pytest.approx(float(per_image[row[0]]["psnr_rgb_uint8"]))
+        for cell in row[1:5]:  # the four pictures, each a PNG the table ships with
+            assert cell["_type"] == "image-file" and files[cell["path"]].read_bytes()[:4] == b"\x89PNG"
+    # a bar chart per ranked metric and a line chart per training curve, every run in each
+    bars, _ = wandb_table(offline, "comparison/psnr_rgb_uint8_table")
+    assert sorted(row[0] for row in bars["data"]) == ["gan_a", "gan_b"]
+    lines, _ = wandb_table(offline, "curves/loss/G_L1_table")
+    assert {row[1] for row in lines["data"]} == {"gan_a", "gan_b"}
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open() as f:
+        return list(csv.DictReader(f))
