@@ -214,7 +214,7 @@ def test_fid_stand_in_identical_shifted_and_cached(photos: torch.Tensor, tmp_pat
     folder = _save_pngs(photos, tmp_path / "same")
     options = dict(feature_extractor=extractor, real_cache_name="photos48", cache_root=tmp_path / "cache")
     assert abs(fid_lib.compute_fid(folder, real, **options)) < 1e-6
-    assert list((tmp_path / "cache").glob("gan_color-photos48-*.pt"))  # the real set's statistics were cached
+    assert list((tmp_path / "cache").glob("gan_color-photos48-*.npz"))  # the real set's statistics were cached
     shifted = fid_lib.compute_fid(fid_lib.Uint8Images(photos * 0.6), real, **options)
     assert shifted > 1e-3
     # the registered metric: PNGs of the outputs, key with the sample count
@@ -236,6 +236,45 @@ def test_fid_with_real_inception_weights(photos: torch.Tensor, torch_home: Path,
     same = fid_lib.compute_fid(folder, fid_lib.Uint8Images(few), **options)
     darker = fid_lib.compute_fid(fid_lib.Uint8Images(few * 0.5), fid_lib.Uint8Images(few), **options)
     assert abs(same) < 1e-4 and darker > 0.01  # (darker reuses the cached statistics of the real set)
+
+
+# torch-fidelity 0.4.0's own loader and cache (before the weights were verified and read as tensors) gave these
+# numbers for these images: the safe loading path must not move them.
+FID_BEFORE = {"768_folder": 5.817017049376008, "768_dataset": 5.824418563716562, "2048_folder": 432.8336225681277}
+
+
+SAME = dict(rel=1e-9)  # bit-identical at the reference's 2 threads; other thread counts move the 7th digit
+
+
+@pytest.fixture
+def two_threads() -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _fid_reference_inputs(photos: torch.Tensor, tmp_path: Path) -> tuple[Path, torch.Tensor]:
+    return _save_pngs(photos * 0.7, tmp_path / "fake"), fid_lib.Uint8Images(photos)
+
+
+def test_fid_values_unchanged_by_safe_loading(photos: torch.Tensor, torch_home: Path, tmp_path: Path,
+                                              two_threads: None) -> None:
+    folder, real = _fid_reference_inputs(photos, tmp_path)
+    assert fid_lib.compute_fid(folder, real, feature_layer="768") == pytest.approx(FID_BEFORE["768_folder"], **SAME)
+    half = fid_lib.Uint8Images(photos * 0.5)
+    assert fid_lib.compute_fid(half, real, feature_layer="768") == pytest.approx(FID_BEFORE["768_dataset"], **SAME)
+
+
+@pytest.mark.slow
+def test_fid_pool3_value_unchanged_and_cached_as_npz(photos: torch.Tensor, torch_home: Path, tmp_path: Path,
+                                                     two_threads: None) -> None:
+    folder, real = _fid_reference_inputs(photos, tmp_path)
+    options = dict(real_cache_name="ref", cache_root=tmp_path / "cache")
+    assert fid_lib.compute_fid(folder, real, **options) == pytest.approx(FID_BEFORE["2048_folder"], **SAME)
+    (cached,) = (tmp_path / "cache").glob("*.npz")  # (reading it back: test_fid_stand_in_identical_shifted_and_cached)
+    with np.load(cached, allow_pickle=False) as data:
+        assert data["mu"].shape == (2048,) and data["sigma"].shape == (2048, 2048)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import inspect
 import tempfile
-import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,7 +20,7 @@ from torch import Tensor
 
 from gan_color import color
 from gan_color.eval import fid as fid_lib
-from gan_color.eval.weights import MetricUnavailable, ensure_hub_weights
+from gan_color.eval.weights import MetricUnavailable, load_lpips
 from gan_color.registry import METRICS
 
 # uint8 PSNR of two identical images is infinite; capping keeps dataset means finite (100 dB = one pixel value in
@@ -252,15 +251,12 @@ class LPIPS(PerImageMetric):
         super().__init__()
         self.name = f"lpips_{net}"
         try:
-            import lpips
+            import lpips  # noqa: F401
         except ImportError:
             message = f"{self.name}: the 'lpips' package is not installed. Fix: pip install lpips"
             raise MetricUnavailable(message) from None
-        ensure_hub_weights(backbone_url(net), metric=self.name, what=f"torchvision ImageNet {net} (LPIPS backbone)",
-                           allow_download=allow_download)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torchvision's deprecation notice for lpips' `pretrained=True`
-            self.model = lpips.LPIPS(net=net, verbose=False).eval().to(device)
+        # weights read as tensors only: lpips' own loading goes through torchvision, which unpickles the hub file
+        self.model = load_lpips(net, backbone_url(net), allow_download=allow_download).to(device)
         self.device = torch.device(device)
 
     @torch.no_grad()
