@@ -32,20 +32,37 @@ from gan_color.loader import make_train_loader
 SECTIONS = ("train", "variants", "data", "colorize")
 GENERATORS = ("resnet_6blocks", "resnet_9blocks")
 BASELINE_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "baselines"
-# Variant -> config overrides of the GAN step; "fp32" is the plain step every variant is compared with.
-VARIANTS: dict[str, list[str]] = {
+# Variant -> config overrides of the GAN step. "reference" is not a config: it is the upstream pix2pix step
+# (gan_color.benchmark_reference), fp32 eager, the yardstick of every variant; "fp32" is the project's plain step.
+REFERENCE = "reference"
+VARIANTS: dict[str, list[str]] = {  # in order of interest: a --budget cut drops the last ones
+    REFERENCE: [],
     "fp32": [],
-    "channels_last": ["train.channels_last=true"],
+    "fast": ["train.recipe=fast"],
     "bf16": ["train.mixed_precision=bf16"],
+    "channels_last": ["train.channels_last=true"],
     "bf16+channels_last": ["train.mixed_precision=bf16", "train.channels_last=true"],
     "fp16": ["train.mixed_precision=fp16"],
+    "bf16+compile": ["train.mixed_precision=bf16", "train.compile=true"],
+    "bf16+channels_last+compile": ["train.mixed_precision=bf16", "train.channels_last=true", "train.compile=true"],
+    "fast+cudagraphs": ["train.recipe=fast", "train.compile_mode=reduce-overhead"],
     "compile": ["train.compile=true"],
 }
-# Defaults of a full run and of --quick (< 2 min on 2 CPU cores); explicit flags override either.
+COMPILED = {"compile", "bf16+compile", "bf16+channels_last+compile", "fast+cudagraphs"}  # + "fast" on a GPU
+# Defaults of a full run, of --quick (< 2 min on 2 CPU cores) and of --preset gpu (the GPU table, < 8 min on one
+# GPU: --budget stops starting cases after 420 s and records the rest as not run); explicit flags override them.
 DEFAULTS = {"sizes": [64, 128, 256], "steps": 10, "warmup": 2, "repeats": 2, "batch_size": 8, "ngf": None,
             "ndf": None, "data_images": 256, "generators": list(GENERATORS)}
 QUICK = {"sizes": [64], "steps": 2, "warmup": 1, "repeats": 1, "batch_size": 4, "ngf": 16, "ndf": 16,
          "data_images": 48, "generators": ["resnet_6blocks"]}
+GPU = {"sizes": [256], "steps": 20, "warmup": 5, "repeats": 2, "batch_size": 16, "ngf": None, "ndf": None,
+       "data_images": 1000, "generators": ["resnet_9blocks"], "variant_sizes": [256, 128, 64],
+       "variant_batch_sizes": [16, 1], "budget": 420.0, "workers": 12, "baselines": [],
+       "only": ["variants", "colorize", "data", "train"]}
+PRESETS = {"default": DEFAULTS, "quick": QUICK, "gpu": GPU}
+# The data loader's timed window: at least this many times the batches its workers can hold prefetched (which
+# arrive without work and would inflate the rate) and never fewer than MIN_WINDOW batches.
+WINDOW_FACTOR, MIN_WINDOW = 10, 8
 
 
 @dataclass
@@ -82,7 +99,10 @@ class Settings:
     data_images: int = 256
     workers: int = 2
     threads: int = 0  # torch intra-op threads (0 = torch's default)
-    only: list[str] = field(default_factory=lambda: list(SECTIONS))
+    only: list[str] = field(default_factory=lambda: list(SECTIONS))  # sections, run in this order
+    variant_sizes: list[int] | None = None  # None: [variant_size or the largest size on a GPU, smallest on CPU]
+    variant_batch_sizes: list[int] | None = None  # None: [batch_size]
+    budget: float = 0.0  # seconds after which no new case starts (0 = no limit); the rest are recorded as not run
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -115,6 +135,7 @@ def accelerate_session(device: torch.device) -> Iterator[None]:
     from accelerate.state import AcceleratorState, GradientState
 
     saved = {key: os.environ.pop(key, None) for key in ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_USE_CPU")}
+    cudnn_benchmark = torch.backends.cudnn.benchmark  # the fast recipe turns it on: no case may inherit that
     if device.type == "cpu":
         os.environ["ACCELERATE_USE_CPU"] = "true"
     AcceleratorState._reset_state(reset_partial_state=True)
@@ -124,6 +145,7 @@ def accelerate_session(device: torch.device) -> Iterator[None]:
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
+        torch.backends.cudnn.benchmark = cudnn_benchmark
         for key, value in saved.items():
             os.environ.pop(key, None)
             if value is not None:
@@ -175,11 +197,13 @@ def width_overrides(model: str, *, ngf: int | None, ndf: int | None, uses_discri
     return overrides
 
 
-def train_config(config: Path | None, overrides: list[str], *, size: int, settings: Settings, workdir: Path):
+def train_config(config: Path | None, overrides: list[str], *, size: int, settings: Settings, workdir: Path,
+                 batch_size: int | None = None):
     """The config of one measured case: its own YAML (or the GAN defaults) on a small embedded dataset, no tracking,
     a fresh run folder; the schedule is irrelevant to speed."""
-    base = [f"data.size={size}", f"data.batch_size={settings.batch_size}", "data.num_workers=0", "data.train=embedded",
-            "data.val=", f"data.embedded_length={max(2 * settings.batch_size, 8)}", "train.num_probes=1",
+    batch_size = batch_size or settings.batch_size
+    base = [f"data.size={size}", f"data.batch_size={batch_size}", "data.num_workers=0", "data.train=embedded",
+            "data.val=", f"data.embedded_length={max(2 * batch_size, 8)}", "train.num_probes=1",
             "train.validate_every=0", "train.resume=never", f"train.output_dir={workdir}", "tracking.wandb=false",
             "tracking.tensorboard=false", "train.mixed_precision='no'", "train.channels_last=false",
             "train.compile=false", "optim.steps=100000", "optim.decay_steps=0"]
@@ -200,7 +224,47 @@ def measure_train(cfg: Any, *, device: torch.device, warmup: int, steps: int) ->
         run = train.setup(cfg)
         step = loop_body(run, next(iter(run.loader))["rgb"])
         rate = throughput(step, warmup=warmup, steps=steps, device=run.accelerator.device)
-        return rate, {f"params_{k}": sum(p.numel() for p in v.parameters()) for k, v in run.networks.items()}
+        info: dict[str, Any] = {f"params_{k}": sum(p.numel() for p in v.parameters()) for k, v in run.networks.items()}
+        if run.accelerator.device.type == "cuda":
+            info["host_sync_free"] = host_sync_free(step)
+        return rate, info
+
+
+def host_sync_free(step: Callable[[], int]) -> bool | str:
+    """True when one more step runs with CUDA's sync debug mode set to error, else the first line of the error:
+    a step that waits for the GPU cannot queue the next one meanwhile."""
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step()
+        return True
+    except RuntimeError as err:
+        return str(err).strip().splitlines()[0][:200]
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
+def measure_reference(generator: str, *, size: int, batch_size: int, settings: Settings, device: torch.device,
+                      warmup: int, steps: int) -> tuple[float, dict[str, Any]]:
+    """Images/s of the upstream pix2pix colorization step (benchmark_reference), fp32 eager, on one real batch
+    already on the device as normalized L and ab (upstream computes Lab in its dataset, so no conversion is timed)."""
+    from gan_color.benchmark_reference import Pix2PixColorization
+    from gan_color.data import build_dataset
+
+    torch.manual_seed(0)
+    model = Pix2PixColorization(ngf=settings.ngf or 64, ndf=settings.ndf or 64,
+                                n_blocks=9 if generator == "resnet_9blocks" else 6, device=device)
+    crops = build_dataset("embedded", size=size, train=True, to_lab=False, embedded_length=batch_size)
+    lab = add_lab({"rgb": torch.stack([crops[i]["rgb"] for i in range(batch_size)]).to(device)})
+    model.set_input(lab["gray_l"], lab["real_ab"])
+
+    def step() -> int:
+        model.optimize_parameters()
+        return batch_size
+
+    rate = throughput(step, warmup=warmup, steps=steps, device=device)
+    info = {"params_generator": sum(p.numel() for p in model.netG.parameters()),
+            "params_discriminator": sum(p.numel() for p in model.netD.parameters())}
+    return rate, info
 
 
 def loop_body(run: Any, rgb: torch.Tensor) -> Callable[[], int]:
@@ -235,6 +299,8 @@ class TrainCase:
     overrides: list[str]
     baseline: str = ""
     skip: str = ""
+    batch_size: int = 0
+    compiled: bool = False  # its first round spends a long warm-up (the budget keeps room for it)
 
 
 def gan_overrides(generator: str) -> list[str]:
@@ -251,14 +317,26 @@ def train_cases(settings: Settings, device: torch.device) -> list[TrainCase]:
             cases += [TrainCase("train", f"baseline_{p.stem}", size, p, [], baseline=reference)
                       for p in settings.baselines]
     if "variants" in settings.only and settings.generators:
-        size = settings.variant_size or (max(settings.sizes) if device.type == "cuda" else min(settings.sizes))
         gan = gan_overrides(settings.generators[0])
-        cases += [TrainCase("variants", name, size, None, gan + overrides, baseline="" if name == "fp32" else "fp32",
-                            skip=variant_skip(name, device, settings)) for name, overrides in VARIANTS.items()]
+        for size in variant_sizes(settings, device):
+            for batch in settings.variant_batch_sizes or [settings.batch_size]:
+                cases += [TrainCase("variants", name, size, None, gan + overrides, batch_size=batch,
+                                    baseline="" if name == REFERENCE else REFERENCE,
+                                    skip=variant_skip(name, device, settings, size=size, largest=variant_sizes(
+                                        settings, device)[0]),
+                                    compiled=name in COMPILED or (name == "fast" and device.type == "cuda"))
+                          for name, overrides in VARIANTS.items()]
     return cases
 
 
-def variant_skip(name: str, device: torch.device, settings: Settings) -> str:
+def variant_sizes(settings: Settings, device: torch.device) -> list[int]:
+    """Sizes of the variant comparison, largest first (the most telling cases run before any budget runs out)."""
+    if settings.variant_sizes:
+        return sorted(settings.variant_sizes, reverse=True)
+    return [settings.variant_size or (max(settings.sizes) if device.type == "cuda" else min(settings.sizes))]
+
+
+def variant_skip(name: str, device: torch.device, settings: Settings, *, size: int = 0, largest: int = 0) -> str:
     """Why a variant cannot run here ('' when it can)."""
     if "fp16" in name and device.type != "cuda":
         return "fp16 autocast with a gradient scaler needs a CUDA GPU"
@@ -266,43 +344,79 @@ def variant_skip(name: str, device: torch.device, settings: Settings) -> str:
         return "this GPU has no bf16 support"
     if "bf16" in name and device.type == "mps":
         return "bf16 autocast is not supported on MPS by this torch"
-    if name == "compile":
+    if name == "fast+cudagraphs" and device.type != "cuda":
+        return "CUDA graphs need a CUDA GPU"
+    if name in COMPILED:
         if settings.compile == "off" or (settings.compile == "auto" and device.type != "cuda"):
             return "torch.compile warm-up takes minutes on a CPU; pass --compile on to measure it"
+        if settings.compile == "auto" and size != largest and name != "fast+cudagraphs":
+            return "compile variants run at the largest variant size only (--compile on: at every size)"
     return ""
 
 
-def run_train(settings: Settings, device: torch.device, workdir: Path, log: Callable[[str], None]) -> list[Row]:
+class Budget:
+    """Wall-clock allowance of the whole run (`--budget`): no case starts once too little of it is left."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.start = seconds, time.perf_counter()
+
+    def left(self) -> float:
+        return float("inf") if not self.seconds else self.seconds - (time.perf_counter() - self.start)
+
+    def allows(self, needs: float) -> bool:
+        return self.left() >= needs
+
+
+NOT_RUN = "not run: the --budget ran out"
+
+
+def run_train(settings: Settings, device: torch.device, workdir: Path, log: Callable[[str], None], *,
+              sections: tuple[str, ...] = ("train", "variants"), budget: Budget | None = None) -> list[Row]:
     """Every case `settings.repeats` times, interleaved (case order repeats per round), keeping the best round: on a
     shared machine other processes only ever slow a round down."""
-    cases = train_cases(settings, device)
+    budget = budget or Budget(0)
+    cases = [case for case in train_cases(settings, device) if case.section in sections]
     best: dict[int, float] = {}
     info: dict[int, dict[str, Any]] = {}
     for round_index in range(settings.repeats):
         for i, case in enumerate(cases):
             if case.skip or i in info and "error" in info[i]:
                 continue
+            batch = case.batch_size or settings.batch_size
+            label = f"  {case.section} {case.name} @ {case.size}px batch {batch}"
+            if not budget.allows(90.0 if case.compiled and i not in best else 10.0):
+                continue
             try:
-                cfg = train_config(case.config, [f"name=bench_{i}_{round_index}", *case.overrides], size=case.size,
-                                   settings=settings, workdir=workdir)
-                rate, params = measure_train(cfg, device=device, warmup=settings.warmup, steps=settings.steps)
+                if case.name == REFERENCE:
+                    rate, params = measure_reference(settings.generators[0], size=case.size, batch_size=batch,
+                                                     settings=settings, device=device, warmup=settings.warmup,
+                                                     steps=settings.steps)
+                else:
+                    cfg = train_config(case.config, [f"name=bench_{i}_{round_index}", *case.overrides],
+                                       size=case.size, settings=settings, workdir=workdir, batch_size=batch)
+                    rate, params = measure_train(cfg, device=device, warmup=settings.warmup, steps=settings.steps)
             except (ConfigError, ValueError, RuntimeError) as err:  # e.g. a size too small for a network
                 info[i] = {"error": f"{type(err).__name__}: {err}"}
-                log(f"  {case.section} {case.name} @ {case.size}px: skipped ({err})")
+                log(f"{label}: skipped ({err})")
                 continue
             best[i] = max(best.get(i, 0.0), rate)
             info[i] = params
-            log(f"  {case.section} {case.name} @ {case.size}px: {rate:.2f} images/s (round {round_index + 1})")
-    rows = [Row(c.section, c.name, c.size, settings.batch_size, best.get(i), c.baseline,
-                note=c.skip or info.get(i, {}).get("error", ""),
+            log(f"{label}: {rate:.2f} images/s (round {round_index + 1})")
+    rows = [Row(c.section, c.name, c.size, c.batch_size or settings.batch_size, best.get(i), c.baseline,
+                note=c.skip or info.get(i, {}).get("error", "") or ("" if i in best else NOT_RUN),
                 extra={k: v for k, v in info.get(i, {}).items() if k != "error"}) for i, c in enumerate(cases)]
-    return add_ratios(rows)
+    rows = add_ratios(rows)
+    fp32 = {(r.size, r.batch_size): r.images_per_sec for r in rows if r.section == "variants" and r.name == "fp32"}
+    for row in rows:  # the issue's targets are against the project's plain step as well
+        if row.section == "variants" and row.images_per_sec and fp32.get((row.size, row.batch_size)):
+            row.extra["vs_fp32"] = row.images_per_sec / fp32[row.size, row.batch_size]
+    return rows
 
 
 def add_ratios(rows: list[Row]) -> list[Row]:
-    rates = {(r.section, r.name, r.size): r.images_per_sec for r in rows}
+    rates = {(r.section, r.name, r.size, r.batch_size): r.images_per_sec for r in rows}
     for row in rows:
-        reference = rates.get((row.section, row.baseline, row.size)) if row.baseline else None
+        reference = rates.get((row.section, row.baseline, row.size, row.batch_size)) if row.baseline else None
         if row.images_per_sec and reference:
             row.ratio = row.images_per_sec / reference
     return rows
@@ -348,17 +462,51 @@ def write_sample_jpegs(folder: Path, count: int, *, seed: int = 0) -> Path:
     return folder
 
 
+class Repeated(Dataset):
+    """`dataset` repeated `times` times (index modulo its length): a timed window of many batches from few files."""
+
+    def __init__(self, dataset: Dataset, times: int) -> None:
+        self.dataset, self.times = dataset, times
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.times
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[index % len(self.dataset)]
+
+
+def single_process_rate(dataset: Dataset, items: int = 6) -> float:
+    """Items/s of `dataset[i]` in this process, one thread (as in a loader worker), best of two passes: times the
+    worker count, an upper bound of any loader's rate (the workers do nothing else)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        best = 0.0
+        for _ in range(2):
+            tic = time.perf_counter()
+            for i in range(min(items, len(dataset))):
+                dataset[i]
+            best = max(best, min(items, len(dataset)) / (time.perf_counter() - tic))
+        return best
+    finally:
+        torch.set_num_threads(threads)
+
+
 def loader_throughput(dataset: Dataset, *, batch_size: int, workers: int, device: torch.device,
-                      lab_on_device: bool) -> float:
-    """Images/s of one epoch of the training loader (its epoch-seeded sampler and per-item seeds), each batch moved
-    to `device` and (with `lab_on_device`) converted to L/ab there. The first batch, and those the workers prefetch
-    while it loads, are excluded: they measure start-up, not throughput."""
-    loader, _ = make_train_loader(dataset, batch_size=batch_size, num_workers=workers, seed=0,
-                                  pin_memory=device.type == "cuda")
-    skip = 1 + 2 * workers  # DataLoader's prefetch_factor is 2 per worker
-    if len(loader) < skip + 2:
-        skip = 1
-    images, tic = 0, 0.0
+                      lab_on_device: bool) -> tuple[float | None, dict[str, Any]]:
+    """Steady-state images/s of the training loader (its epoch-seeded sampler and per-item seeds), each batch moved to
+    `device` and (with `lab_on_device`) converted to L/ab there. The first batch, and the batches the workers hold
+    prefetched when it arrives, are excluded (start-up, not throughput), and the timed window is at least
+    WINDOW_FACTOR times what the workers can hold prefetched (the dataset is repeated to get there), so batches that
+    arrive without waiting move the figure by 10% at most. Returns (rate or None, details): None when the window is
+    still too short or the rate exceeds what the workers could possibly do (`single_process_rate` x workers x 2)."""
+    prefetch = 2 * workers  # DataLoader's prefetch_factor is 2 per worker
+    skip = 1 + prefetch
+    window = max(MIN_WINDOW, WINDOW_FACTOR * prefetch)
+    times = -(-(skip + window) * batch_size // len(dataset))
+    loader, _ = make_train_loader(Repeated(dataset, max(1, times)), batch_size=batch_size, num_workers=workers,
+                                  seed=0, pin_memory=device.type == "cuda")
+    images, timed, tic = 0, 0, 0.0
     for i, batch in enumerate(loader):
         if i == skip:
             synchronize(device)
@@ -367,8 +515,18 @@ def loader_throughput(dataset: Dataset, *, batch_size: int, workers: int, device
         item = add_lab({"rgb": rgb}) if lab_on_device else {k: batch[k].to(device) for k in ("gray_l", "real_ab")}
         if i >= skip:
             images += item["gray_l"].shape[0]
+            timed += 1
     synchronize(device)
-    return images / (time.perf_counter() - tic)
+    rate = images / (time.perf_counter() - tic) if timed else 0.0
+    ceiling = single_process_rate(dataset) * max(1, workers) * 2
+    details = {"workers": workers, "skipped_batches": skip, "timed_batches": timed, "prefetch_batches": prefetch,
+               "plausible_max": round(ceiling, 1), "measured": round(rate, 1)}
+    if timed < max(MIN_WINDOW, WINDOW_FACTOR * prefetch):
+        return None, {**details, "flag": f"window of {timed} batches is too short for {prefetch} prefetched"}
+    if rate > ceiling:
+        return None, {**details, "flag": f"{rate:.0f} images/s is impossible for {max(1, workers)} worker(s) at "
+                                         f"{ceiling / 2 / max(1, workers):.0f} images/s each"}
+    return rate, details
 
 
 def data_sources(folder: Path, *, size: int, limit: int, workdir: Path, log: Callable[[str], None]):
@@ -391,26 +549,37 @@ def data_sources(folder: Path, *, size: int, limit: int, workdir: Path, log: Cal
 
 
 def run_data(settings: Settings, device: torch.device, folder: Path, workdir: Path,
-             log: Callable[[str], None]) -> list[Row]:
+             log: Callable[[str], None], budget: Budget | None = None) -> list[Row]:
     """For each size and source: Lab batched on the device (what training does), Lab per item in the workers, and
-    the per-image scikit-image reference, best of `repeats` interleaved rounds."""
+    the per-image scikit-image reference, best of `repeats` interleaved rounds. A flagged measurement (window too
+    short, impossible rate) gives no number, only its reason."""
+    budget = budget or Budget(0)
     rows: list[Row] = []
     methods = {"lab_on_device": (False, True), "lab_per_item_torch": (True, False), "skimage_per_item": (False, False)}
     for size in settings.sizes:
+        if not budget.allows(30.0):
+            rows += [Row("data", f"{kind}_{method}", size, settings.batch_size, note=NOT_RUN)
+                     for kind in ("folder", "cache") for method in methods]
+            continue
         make, cache_rate = data_sources(folder, size=size, limit=settings.data_images, workdir=workdir, log=log)
         rows.append(Row("data", "prepare_data_cache", size, 1, cache_rate, note="one-off: decode + resize + write"))
         best: dict[tuple[str, str], float] = {}
+        details: dict[tuple[str, str], dict[str, Any]] = {}
         for _ in range(settings.repeats):
             for kind in ("folder", "cache"):
                 for method, (to_lab, on_device) in methods.items():
                     dataset = make(kind, to_lab)
                     dataset = SkimageLab(dataset) if method == "skimage_per_item" else dataset
-                    rate = loader_throughput(dataset, batch_size=settings.batch_size, workers=settings.workers,
-                                             device=device, lab_on_device=on_device)
-                    best[kind, method] = max(best.get((kind, method), 0.0), rate)
-                    log(f"  data {kind} {method} @ {size}px: {rate:.1f} images/s")
-        rows += [Row("data", f"{kind}_{method}", size, settings.batch_size, rate, baseline=f"{kind}_skimage_per_item",
-                     extra={"workers": settings.workers}) for (kind, method), rate in best.items()]
+                    rate, detail = loader_throughput(dataset, batch_size=settings.batch_size,
+                                                     workers=settings.workers, device=device, lab_on_device=on_device)
+                    if rate is not None and rate > best.get((kind, method), 0.0):
+                        best[kind, method], details[kind, method] = rate, detail
+                    details.setdefault((kind, method), detail)
+                    shown = f"{rate:.1f} images/s" if rate is not None else f"flagged ({detail['flag']})"
+                    log(f"  data {kind} {method} @ {size}px: {shown}")
+        rows += [Row("data", f"{kind}_{method}", size, settings.batch_size, best.get((kind, method)),
+                     baseline=f"{kind}_skimage_per_item", note=details[kind, method].get("flag", ""),
+                     extra=details[kind, method]) for kind in ("folder", "cache") for method in methods]
         rows += conversion_rows(make("cache", False), settings=settings, size=size, device=device, log=log)
     return add_ratios(rows)
 
@@ -442,7 +611,7 @@ def conversion_rows(dataset: Dataset, *, settings: Settings, size: int, device: 
 
 
 def run_colorize(settings: Settings, device: torch.device, folder: Path, workdir: Path,
-                 log: Callable[[str], None]) -> list[Row]:
+                 log: Callable[[str], None], budget: Budget | None = None) -> list[Row]:
     """`Colorizer` (the inference wrapper every command uses) on a batch at the model size, and the whole
     `colorize_paths` path (decode, full-resolution L, gamut mapping, encode, write) on the JPEG folder."""
     from gan_color.colorize import colorize_paths
@@ -454,6 +623,10 @@ def run_colorize(settings: Settings, device: torch.device, folder: Path, workdir
     kwargs = {} if settings.ngf is None else {"ngf": settings.ngf}
     files = list_images(folder)[: settings.data_images]
     for size in settings.sizes:
+        if budget is not None and not budget.allows(20.0):
+            rows += [Row("colorize", name, size, settings.batch_size, note=NOT_RUN)
+                     for name in ("colorizer_model", "colorize_files")]
+            continue
         export = save_export(build_colorizer(generator, **kwargs),
                              ExportSpec(arch=generator, kwargs=kwargs, image_size=size, run="benchmark"),
                              workdir / f"export_{size}")
@@ -492,43 +665,80 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def benchmark(settings: Settings, *, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the selected sections; returns {"environment", "settings", "rows", "<section>": [rows...]}."""
+def benchmark(settings: Settings, *, log: Callable[[str], None] = print,
+              json_path: str | Path | None = None) -> dict[str, Any]:
+    """Run the selected sections in the order of `settings.only`; returns {"environment", "settings", "rows",
+    "<section>": [rows...], "errors": {section: message}}. With `json_path` the result so far is written after every
+    section (and when interrupted), so a failing or killed later section loses nothing measured before it."""
     device = resolve_device(settings.device)
     threads = torch.get_num_threads()
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    result: dict[str, Any] = {"environment": environment(device), "settings": _plain(asdict(settings)),
+                              "complete": False, "errors": {}, "rows": []}
+    start = time.perf_counter()
+
+    def save(rows: list[Row]) -> None:
+        result["environment"]["load_average_end"] = load_average()
+        result["seconds"] = round(time.perf_counter() - start, 1)
+        result["rows"] = [asdict(row) for row in rows]
+        for section in SECTIONS:
+            result[section] = [asdict(row) for row in rows if row.section == section]
+        if json_path:
+            write_json(result, json_path)
+
+    rows: list[Row] = []
     try:
-        result = {"environment": environment(device), "settings": _plain(asdict(settings))}
-        start = time.perf_counter()
-        rows = run_sections(settings, device, log)
+        for section, section_rows, error in run_sections(settings, device, log):
+            rows += section_rows
+            if error:
+                result["errors"][section] = error
+            save(rows)
+        result["complete"] = True
+    except KeyboardInterrupt:
+        result["errors"]["interrupted"] = "KeyboardInterrupt"
+        raise
     finally:
         torch.set_num_threads(threads)
-    result["environment"]["load_average_end"] = load_average()
-    result["seconds"] = round(time.perf_counter() - start, 1)
-    result["rows"] = [asdict(row) for row in rows]
-    for section in SECTIONS:
-        result[section] = [asdict(row) for row in rows if row.section == section]
+        save(rows)
     return result
 
 
-def run_sections(settings: Settings, device: torch.device, log: Callable[[str], None]) -> list[Row]:
-    rows: list[Row] = []
+def write_json(result: dict[str, Any], path: str | Path) -> None:
+    """Atomically: a reader (or a kill mid-write) never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def run_sections(settings: Settings, device: torch.device,
+                 log: Callable[[str], None]) -> Iterator[tuple[str, list[Row], str]]:
+    """Yields (section, rows, error message or '') per section, in the order of `settings.only`. A section that
+    fails is reported and the next one still runs."""
+    budget = Budget(settings.budget)
     with tempfile.TemporaryDirectory(prefix="gan-color-bench-") as tmp:
         workdir = Path(tmp)
-        if "train" in settings.only or "variants" in settings.only:
-            log("training step")
-            rows += run_train(settings, device, workdir / "runs", log)
-        if "data" in settings.only or "colorize" in settings.only:
-            folder = Path(settings.data) if settings.data else write_sample_jpegs(workdir / "jpegs",
-                                                                                   settings.data_images)
-            if "data" in settings.only:
-                log(f"data pipeline ({folder})")
-                rows += run_data(settings, device, folder, workdir, log)
-            if "colorize" in settings.only:
-                log("colorize")
-                rows += run_colorize(settings, device, folder, workdir, log)
-    return rows
+        folder: Path | None = None
+        for section in dict.fromkeys(settings.only):  # each once, in the given order
+            log({"train": "training step", "variants": "variants of the GAN step", "data": "data pipeline",
+                 "colorize": "colorize"}[section])
+            try:
+                if section in ("train", "variants"):
+                    rows = run_train(settings, device, workdir / "runs", log, sections=(section,), budget=budget)
+                else:
+                    if folder is None:
+                        folder = Path(settings.data) if settings.data else write_sample_jpegs(workdir / "jpegs",
+                                                                                               settings.data_images)
+                    run = run_data if section == "data" else run_colorize
+                    rows = run(settings, device, folder, workdir, log, budget)
+            except Exception as err:  # noqa: BLE001 - one failing section must not lose the others
+                message = f"{type(err).__name__}: {err}"
+                log(f"  {section} failed: {message}")
+                yield section, [], message
+                continue
+            yield section, rows, ""
 
 
 def _plain(value: Any) -> Any:
@@ -548,6 +758,9 @@ def _plain(value: Any) -> Any:
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="small run (< 2 min on 2 CPU cores): 64 px, ngf/ndf 16, 2 steps, 48 images")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="gpu: the GPU table of docs/benchmarks.md in under 8 minutes (variants at 64/128/256 "
+                             "px, batch 16 and 1, paper widths, ResNet-9; then colorize, data, train at 256 px)")
     parser.add_argument("--sizes", type=int, nargs="+", help="image sizes in px (default 64 128 256)")
     parser.add_argument("--steps", type=int, help="timed steps per case (default 10)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (default 2; compile needs >= 2)")
@@ -562,27 +775,37 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"baseline configs to time (default: every {BASELINE_CONFIGS.name}/*.yaml of the repo)")
     parser.add_argument("--variant-size", type=int,
                         help="size of the variant comparison (default: the largest size on a GPU, smallest on CPU)")
+    parser.add_argument("--variant-sizes", type=int, nargs="+",
+                        help="several variant sizes (overrides --variant-size)")
+    parser.add_argument("--variant-batch-sizes", type=int, nargs="+",
+                        help="batch sizes of the variant comparison (default: --batch-size)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds after which no new case starts; the rest are recorded as not run (0 = none)")
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                         help="measure torch.compile (auto: on GPUs only; its warm-up takes minutes on a CPU)")
     parser.add_argument("--data", help="image folder for the data and colorize sections "
                                        "(default: JPEGs cut from the photos bundled with scikit-image)")
     parser.add_argument("--data-images", type=int, help="images per data/colorize pass (default 256)")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="data loader processes")
+    parser.add_argument("--workers", type=int, help="data loader processes (default: min(4, CPUs))")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0 = torch's default). On a CPU shared with other jobs, 1 thread can "
                              "be several times faster than the default: threads wait on each other")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
-    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="sections to run, in this order (default: all)")
+    parser.add_argument("--json", help="write the results here (after every section, so nothing measured is lost)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    preset = QUICK if args.quick else DEFAULTS
-    value = {key: getattr(args, key) if getattr(args, key) is not None else default for key, default in preset.items()}
-    baselines = [Path(p) for p in args.baselines] if args.baselines is not None else sorted(
-        BASELINE_CONFIGS.glob("*.yaml"))
-    return Settings(**value, device=args.device, baselines=baselines, variant_size=args.variant_size,
-                    compile=args.compile, data=args.data, workers=args.workers, threads=args.threads,
-                    only=list(args.only))
+    preset = {**DEFAULTS, **PRESETS["quick" if args.quick else args.preset or "default"]}
+    fallback = {"workers": min(4, os.cpu_count() or 1), "only": list(SECTIONS), "budget": 0.0,
+                "variant_sizes": None, "variant_batch_sizes": None,
+                "baselines": sorted(BASELINE_CONFIGS.glob("*.yaml"))}
+    value = {}
+    for key in [*preset, *fallback]:
+        given = getattr(args, key, None)
+        value[key] = given if given is not None else preset.get(key, fallback.get(key))
+    value["baselines"] = [Path(p) for p in value["baselines"]]
+    return Settings(**value, device=args.device, variant_size=args.variant_size, compile=args.compile,
+                    data=args.data, threads=args.threads)
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -596,7 +819,7 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"error: --data {settings.data!r} is not a folder", file=sys.stderr)
         return 2
     try:
-        result = benchmark(settings, log=lambda line: print(line, flush=True))
+        result = benchmark(settings, log=lambda line: print(line, flush=True), json_path=args.json)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -604,8 +827,8 @@ def run_cli(args: argparse.Namespace) -> int:
     print(format_table([Row(**row) for row in result["rows"]]))
     print(f"\n{result['environment']['device']} ({result['environment']['device_name']}), "
           f"{result['seconds']} s; ratios are against the row named on the right, measured in the same run")
+    for section, message in result["errors"].items():
+        print(f"error in {section}: {message}", file=sys.stderr)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
-    return 0
+    return 1 if result["errors"] else 0
