@@ -316,6 +316,9 @@ def run_cli(args: argparse.Namespace) -> int:
         workers=args.workers, progress=not args.no_progress,
     )
     print(report.summary())
+    if report.written:
+        print(f"wrote them to {Path(args.out)}/ (same relative paths as the inputs)\nnext: look at them, or score "
+              f"the model on colour photos: gan-color evaluate --model {args.model} --data DIR")
     if not report.written and not report.failed:
         print("error: no images found in the inputs", file=sys.stderr)
         return 1

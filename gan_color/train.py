@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -347,13 +348,41 @@ def main(cfg: Config) -> Path:
             acc.print(f"{cfg.name}: already trained to step {run.step}; nothing to do")
     finally:
         acc.end_training()
+    if acc.is_main_process:
+        print(finish_message(run), flush=True)
     return run.run_dir
 
 
+def finish_message(run: Run) -> str:
+    """What a finished run wrote, where to watch it, and what to run next."""
+    d, cfg = run.run_dir, run.cfg
+    samples = sorted((d / "samples").glob("step_*.png"))
+    latest = ckpt.latest_checkpoint(d / "checkpoints")
+    lines = [f"{cfg.name}: trained to step {run.step}; everything is in {d}/",
+             f"  model export   {d / 'generator.safetensors'} (+ generator.json)",
+             f"  probe grids    {d / 'samples'}/ (latest: {samples[-1].name if samples else 'none'}; each row gray "
+             "input | generated | ground truth)",
+             f"  metrics        {d / 'metrics.jsonl'}",
+             f"  checkpoint     {latest or 'none'} (rerun the same command to continue from it)"]
+    if cfg.tracking.tensorboard:
+        lines.append(f"  TensorBoard    tensorboard --logdir {d / 'tensorboard'}")
+    if run.tracking.get("wandb_run_id"):
+        offline = os.environ.get("WANDB_MODE", "").lower() in ("offline", "dryrun")
+        lines.append(f"  W&B            run {run.tracking['wandb_run_id']} in project {cfg.tracking.project!r}"
+                     + (f" (offline: wandb sync {d / 'wandb'}/offline-run-*)" if offline else ""))
+    lines += [f"next: gan-color colorize --model {d} PHOTOS --out colorized/",
+              f"      gan-color evaluate --model {d} --data DIR   (scores it on a folder of colour photos)"]
+    return "\n".join(lines)
+
+
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="YAML experiment config (see configs/)")
+    parser.add_argument("--config", required=True,
+                        help="YAML experiment config: configs/quickstart.yaml, configs/gan/*.yaml, configs/baselines/"
+                             "*.yaml, or a run's own runs/<name>/config.yaml")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=1e-4")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config values to change, e.g. optim.lr=1e-4 data.train=/data/photos (typed; a typo is "
+                             "an error naming the closest key)")
 
 
 def run_cli(args: argparse.Namespace) -> int:

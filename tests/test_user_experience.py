@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gan_color import train
-from gan_color.cli import main
+from gan_color.cli import SUBCOMMANDS, build_subparser, main
 from gan_color.config import load_config
 from gan_color.eval.evaluate import evaluate, write_report
 from gan_color.inference import Colorizer
@@ -173,3 +173,95 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
     with path.open() as f:
         return list(csv.DictReader(f))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Item 3: every command ends with what it wrote and what to run next
+
+
+def test_train_ends_with_its_paths_and_the_next_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--config", str(TINY), f"train.output_dir={tmp_path}", "tracking.tensorboard=true"]) == 0
+    out = capsys.readouterr().out
+    run_dir = tmp_path / "tiny"
+    assert f"tiny: trained to step 6; everything is in {run_dir}/" in out
+    for path in (run_dir / "generator.safetensors", run_dir / "metrics.jsonl", run_dir / "samples",
+                 run_dir / "checkpoints" / "step_00000006"):
+        assert str(path) in out and path.exists()
+    assert f"tensorboard --logdir {run_dir / 'tensorboard'}" in out
+    assert f"next: gan-color colorize --model {run_dir} PHOTOS --out colorized/" in out
+
+
+def test_evaluate_says_why_files_were_left_out(evaluated_runs: list[Path], imagenet_dir: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in sorted(imagenet_dir.glob("*.jpg"))[:3]:
+        Image.open(path).save(photos / path.name)
+    Image.open(path).convert("L").convert("RGB").save(photos / "gray.png")
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    assert main(["evaluate", "--model", str(evaluated_runs[0]), "--data", str(photos), "--size", "32",
+                 "--metrics", "psnr_rgb_uint8", "--workers", "0", "--no-progress", "--best-worst", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "scored 3 of 5 files; left out: 1 without colour (grayscale; --keep-grayscale scores them); " \
+           "1 unreadable (broken.jpg)" in out
+    assert f"wrote {evaluated_runs[0] / 'eval' / 'photos' / 'metrics.json'}" in out
+    assert f"next: evaluate other runs on the same folder, then `gan-color compare {evaluated_runs[0]}" in out
+
+
+def test_colorize_names_its_output_folder(evaluated_runs: list[Path], imagenet_dir: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    photo = sorted(imagenet_dir.glob("*.jpg"))[0]
+    out_dir = tmp_path / "colorized"
+    assert main(["colorize", "--model", str(evaluated_runs[0]), str(photo), "--out", str(out_dir),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote them to {out_dir}/" in out and (out_dir / photo.name).is_file()
+    assert f"next: look at them, or score the model on colour photos: gan-color evaluate --model " \
+           f"{evaluated_runs[0]} --data DIR" in out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Item 5: help text a user can read
+
+
+def _help(argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_top_level_help_is_for_users(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    description = text.split("positional arguments")[0]
+    assert "implemented by a module" not in description and description.rstrip().endswith(".yaml")
+    assert "configs/accelerate/cpu.yaml" in description
+
+
+@pytest.mark.parametrize("argv", [[name] for name in SUBCOMMANDS] + [["human-eval", "export"],
+                                                                     ["human-eval", "score"]])
+def test_every_option_has_help_defaults_and_an_example(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    text = _help(argv, capsys)
+    assert "example:\n  gan-color " + argv[0] in text
+    parser = build_subparser(argv[0])
+    if len(argv) > 1:
+        parser = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices[argv[1]]
+    for action in parser._actions:
+        if action.help == "==SUPPRESS==" or action.__class__.__name__ == "_SubParsersAction":
+            continue
+        assert action.help, f"{argv} {action.option_strings or action.dest} has no help"
+        if action.option_strings and action.default not in (None, False) and "--help" not in action.option_strings:
+            assert "default" in parser.formatter_class("x")._get_help_string(action)
+
+
+def test_one_progress_flag_name(capsys: pytest.CaptureFixture) -> None:
+    for argv in (["evaluate"], ["colorize"], ["human-eval", "export"]):
+        text = _help(argv, capsys)
+        assert "--no-progress" in text and "--quiet" not in text
+    parser = build_subparser("evaluate")  # the old name still works, hidden
+    args = parser.parse_args(["--model", "m", "--data", "d", "--quiet"])
+    assert args.no_progress is True

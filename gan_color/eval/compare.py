@@ -377,6 +377,7 @@ def run_cli(args: argparse.Namespace) -> int:
                                         examples=result["examples"], curves=result["curves"],
                                         dataset=result["dataset"])
     models = " ".join(str(run) for run in args.runs)
-    print(f"next: look at {Path(args.out) / 'sheet.png'}; ask people which looks real: gan-color human-eval export "
+    look = result["images"].get("sheet") or result["table"]
+    print(f"next: look at {look}; ask people which looks real: gan-color human-eval export "
           f"--models {models} --data DIR --n 100 --out rating/ (docs/human_eval.md)")
     return 0

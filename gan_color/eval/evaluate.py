@@ -47,8 +47,10 @@ RANKING = (("lpips_alex", False), ("lpips_vgg", False), ("psnr_rgb_uint8", True)
 class FullResolutionImages(Dataset):
     """The images of `paths` at their own size (items: `rgb` uint8 [3,H,W], `index`), for full-resolution mode."""
 
-    def __init__(self, paths: Sequence[Path], root: Path) -> None:
+    def __init__(self, paths: Sequence[Path], root: Path, *, skipped: Sequence = (),
+                 filter_report: dict[str, Any] | None = None) -> None:
         self.paths, self.root = list(paths), root
+        self.skipped, self.filter_report = list(skipped), filter_report or {}  # what the folder left out, and why
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -64,7 +66,10 @@ def open_images(data: str | os.PathLike | Dataset, *, size: int, limit: int = 0,
     if isinstance(data, Dataset):
         return data
     folder = FolderDataset(data, size=size, train=False, to_lab=False, limit=limit, drop_grayscale=drop_grayscale)
-    return FullResolutionImages(folder.paths, folder.root) if full_resolution else folder
+    if full_resolution:
+        return FullResolutionImages(folder.paths, folder.root, skipped=folder.skipped,
+                                    filter_report=folder.filter_report)
+    return folder
 
 
 def image_name(images: Dataset, index: int) -> str:
@@ -215,9 +220,29 @@ def _results(metrics: dict[str, Metric], unavailable: dict[str, str]) -> dict[st
 
 def _describe_data(data: Any, images: Dataset) -> dict[str, Any]:
     root = getattr(images, "root", None)
+    left_out = {"unreadable": [[str(name), str(reason)] for name, reason in getattr(images, "skipped", [])],
+                "filters": getattr(images, "filter_report", {})}
     if root is None:
-        return {"name": type(data).__name__, "root": None, "images": len(images)}
-    return {"name": Path(root).resolve().name, "root": str(Path(root).resolve()), "images": len(images)}
+        return {"name": type(data).__name__, "root": None, "images": len(images), **left_out}
+    return {"name": Path(root).resolve().name, "root": str(Path(root).resolve()), "images": len(images), **left_out}
+
+
+def left_out_text(data: dict[str, Any]) -> str:
+    """Why some files of the folder were not scored ("" when none was left out)."""
+    filters, unreadable = data.get("filters") or {}, data.get("unreadable") or []
+    reasons = []
+    if filters.get("dropped_grayscale"):
+        reasons.append(f"{filters['dropped_grayscale']} without colour (grayscale; --keep-grayscale scores them)")
+    if filters.get("dropped_low_colorfulness"):
+        reasons.append(f"{filters['dropped_low_colorfulness']} below the colourfulness threshold")
+    if unreadable:
+        reasons.append(f"{len(unreadable)} unreadable ({', '.join(Path(n).name for n, _ in unreadable[:3])}"
+                       f"{', ...' if len(unreadable) > 3 else ''})")
+    if not reasons:
+        return ""
+    total = data.get("images", 0) + len(unreadable) + filters.get("dropped_grayscale", 0) \
+        + filters.get("dropped_low_colorfulness", 0)
+    return f"scored {data.get('images', 0)} of {total} files; left out: {'; '.join(reasons)}"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -277,6 +302,8 @@ def write_report(result: dict[str, Any], out_dir: str | os.PathLike) -> dict[str
 
 def format_summary(result: dict[str, Any]) -> str:
     lines = [f"{result['count']} images, {result['protocol']['crop']}, {result['seconds']} s on {result['device']}"]
+    if left_out_text(result.get("data", {})):
+        lines.append(left_out_text(result["data"]))
     lines += [f"  {name:<22} {value:.4f}" for name, value in result["metrics"].items()]
     lines += [f"  {name:<22} unavailable: {reason}" for name, reason in result["unavailable"].items()]
     lines += [f"  {name:<22} not applicable: {reason}" for name, reason in result["not_applicable"].items()]
@@ -294,8 +321,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full-resolution", action="store_true",
                         help="score at each image's own size (the model sees a --size copy; ab is upsampled)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N files (0 = all)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 | mps")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per model call")
+    parser.add_argument("--device", default="auto", help="auto (GPU when present) | cpu | cuda | cuda:1 | mps")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="data loader processes")
     parser.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), metavar="NAME",
                         help=f"metrics to compute (default: all of {', '.join(DEFAULT_METRICS)}; also lpips_vgg)")
@@ -310,7 +337,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--best-worst", type=int, default=4, help="images per side in best_worst.png (0 = none)")
     parser.add_argument("--wandb", action="store_true", help="log results and the per-image table to W&B")
     parser.add_argument("--wandb-project", help="W&B project when the run has no tracking.json (default gan-color)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS)  # old name
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -332,7 +360,7 @@ def run_cli(args: argparse.Namespace) -> int:
             workers=args.workers, decode=args.decode, temperature=args.temperature,
             allow_download=not args.no_download, fid_weights=args.fid_weights, fid_cache_root=args.fid_cache,
             best_worst=out_dir / "best_worst.png" if args.best_worst > 0 else None,
-            best_worst_count=args.best_worst, progress=not args.quiet)
+            best_worst_count=args.best_worst, progress=not args.no_progress)
     except ValueError as err:  # no images, unreadable folder
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -344,4 +372,6 @@ def run_cli(args: argparse.Namespace) -> int:
         from gan_color.eval import wandb_report
 
         wandb_report.log_evaluation(run_dir, result, out_dir, project=args.wandb_project)
+    print(f"next: evaluate other runs on the same folder, then `gan-color compare {run_dir} OTHER_RUN --out "
+          f"comparison/`; or colorize photos: gan-color colorize --model {run_dir} PHOTOS --out colorized/")
     return 0

@@ -516,16 +516,18 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--data", required=True, help="folder of colour photos (recursive)")
     export.add_argument("--n", type=int, required=True, help="number of photos; each is used in exactly one trial")
     export.add_argument("--out", required=True, help="new folder: OUT/rater/ is shared, OUT/key.json is kept")
-    export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--seed", type=int, default=0, help="seed of the photo choice, pairings and left/right order")
     export.add_argument("--size", type=int, default=256, help="eval protocol: short side resized, centre crop")
-    export.add_argument("--task", choices=(*TASKS, "both"), default="both")
-    export.add_argument("--title", default="Which photo? A colour study")
+    export.add_argument("--task", choices=(*TASKS, "both"), default="both",
+                        help="turing: real vs colorized (which is real?); preference: model vs model (which looks "
+                             "more natural?); both: half of the photos each")
+    export.add_argument("--title", default="Which photo? A colour study", help="title of the rater page")
     export.add_argument("--instructions", default=None, help="text shown above the trials (default: generic)")
     export.add_argument("--exposure-ms", type=int, default=0,
                         help="hide each pair after this many ms (Zhang et al. used 1000); 0 = no limit")
-    export.add_argument("--device", default="auto")
-    export.add_argument("--batch-size", type=int, default=16)
-    export.add_argument("--no-progress", action="store_true")
+    export.add_argument("--device", default="auto", help="auto (GPU when present) | cpu | cuda | cuda:1 | mps")
+    export.add_argument("--batch-size", type=int, default=16, help="images per model call")
+    export.add_argument("--no-progress", action="store_true", help="no progress bar")
     scorer = actions.add_parser("score", help="fooling rates and preferences from returned answers")
     scorer.add_argument("--key", required=True, help="key.json written by export")
     scorer.add_argument("--answers", nargs="+", required=True, help="answer CSVs from the page, or filled sheets")
@@ -555,6 +557,8 @@ def _run_export(args: argparse.Namespace) -> int:
         model_paths={name: str(path) for name, path in zip(names, args.models)}, progress=not args.no_progress,
     )
     print(f"rater package: {key.parent / RATER_DIR}  (share this folder as is)\nanswer key:    {key}  (keep private)")
+    print(f"next: raters open {key.parent / RATER_DIR}/index.html and send back their answer CSV; then: "
+          f"gan-color human-eval score --key {key} --answers ANSWERS.csv ...")
     return 0
 
 
@@ -567,4 +571,5 @@ def _run_score(args: argparse.Namespace) -> int:
     (out / "scores.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "scores.md").write_text(table)
     print(f"wrote {out / 'scores.json'} and {out / 'scores.md'}")
+    print("next: as more answers come back, rerun with all the answer files (scores are recomputed from scratch)")
     return 0
