@@ -28,6 +28,7 @@ from gan_color.loader import make_train_loader
 from gan_color.models import build_colorizer, build_discriminator
 from gan_color.objectives import Objective
 from gan_color.registry import OBJECTIVES
+from gan_color.runlock import RunLock
 from gan_color.sampling import (
     collate_probes,
     log_held_out,
@@ -37,7 +38,7 @@ from gan_color.sampling import (
     probe_indices,
     render_grid,
 )
-from gan_color.tracking import JsonlLogger, init_trackers, load_tracking, requested_trackers
+from gan_color.tracking import JsonlLogger, flatten, init_trackers, load_tracking, requested_trackers
 
 
 class NonFiniteLossError(RuntimeError):
@@ -61,6 +62,7 @@ class Run:
     step: int = 0
     tracking: dict[str, Any] = field(default_factory=dict)
     objective_state: dict[str, Any] = field(default_factory=dict)
+    config_changes: dict[str, list[Any]] = field(default_factory=dict)  # {key: [checkpoint's, now]} on a resume
 
     @property
     def run_dir(self) -> Path:
@@ -204,6 +206,38 @@ def restore(run: Run, path: Path) -> None:
     run.step = int(state["step"])
     run.tracking = meta.get("tracking", {})
     run.accelerator.print(f"resumed from {path} at step {run.step}")
+    run.config_changes = config_changes(meta.get("config"), run.cfg)
+    if run.config_changes:  # applied, not silently dropped: the optimizer state carries the old values
+        apply_optim_settings(run)
+        run.accelerator.print("settings changed since that checkpoint, applied from here on: " + ", ".join(
+            f"{key} {old!r} -> {new!r}" for key, (old, new) in run.config_changes.items()))
+
+
+# Keys whose change is not a change of the run (how to find the checkpoint, where to log).
+UNRECORDED_KEYS = ("train.resume",)
+
+
+def config_changes(saved: dict[str, Any] | None, cfg: Config) -> dict[str, list[Any]]:
+    """{dotted key: [value in the checkpoint's config, value now]} for every setting that differs."""
+    if not saved:  # a checkpoint from before configs were stored in meta.json
+        return {}
+    old, new = flatten(saved), flatten(yaml.safe_load(yaml.safe_dump(to_dict(cfg))))
+    return {key: [old.get(key), new.get(key)] for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key) and key not in UNRECORDED_KEYS}
+
+
+def apply_optim_settings(run: Run) -> None:
+    """The config's lr, betas, weight decay and schedule (steps, decay_steps) from the resumed step on: a
+    checkpoint's optimizer and scheduler states hold the values it was written with."""
+    optim = run.cfg.optim
+    factor = pix2pix_schedule(optim.steps, optim.decay_steps)
+    for name, optimizer in run.optimizers.items():
+        scheduler = run.schedulers[name]
+        scheduler.base_lrs = [optim.lr] * len(optimizer.param_groups)
+        for group in optimizer.param_groups:
+            group.update(initial_lr=optim.lr, lr=optim.lr * factor(scheduler.last_epoch),
+                         betas=(optim.beta1, optim.beta2), weight_decay=optim.weight_decay)
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def save(run: Run) -> None:
@@ -215,7 +249,8 @@ def save(run: Run) -> None:
         "schedulers": {name: s.state_dict() for name, s in run.schedulers.items()},
         "scaler": acc.scaler.state_dict() if acc.scaler is not None else {},
     }
-    meta = {"fingerprint": fingerprint(run.cfg, run.objective), "tracking": run.tracking, "run": run.cfg.name}
+    meta = {"fingerprint": fingerprint(run.cfg, run.objective), "tracking": run.tracking, "run": run.cfg.name,
+            "config": yaml.safe_load(yaml.safe_dump(to_dict(run.cfg)))}  # to tell a resume what changed
     ckpt.save_checkpoint(run.run_dir / "checkpoints", step=run.step, networks=run.networks, training_state=state,
                          meta=meta, accelerator=acc, keep=run.cfg.train.keep_checkpoints)
     if acc.is_main_process:
@@ -330,7 +365,18 @@ def train_steps(run: Run) -> None:
 
 
 def main(cfg: Config) -> Path:
-    """Train `cfg` to completion (resuming the run folder's latest checkpoint); returns the run folder."""
+    """Train `cfg` to completion (resuming the run folder's latest checkpoint); returns the run folder. The run
+    folder is locked for the whole run: a second run on it stops with an error naming this one."""
+    with RunLock(cfg.run_dir, enabled=launch_rank() == 0):  # the main process of a multi-process launch holds it
+        return _train(cfg)
+
+
+def launch_rank() -> int:
+    """This process's global rank as torchrun / accelerate launch set it (0 when started plainly)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def _train(cfg: Config) -> Path:
     run = setup(cfg)
     acc = run.accelerator
     if acc.is_main_process:
@@ -339,6 +385,9 @@ def main(cfg: Config) -> Path:
     run.tracking = init_trackers(acc, run_dir=run.run_dir, run_name=cfg.name, project=cfg.tracking.project,
                                  group=cfg.tracking.group, entity=cfg.tracking.entity, config=to_dict(cfg),
                                  wandb_run_id=run.tracking.get("wandb_run_id") or previous.get("wandb_run_id"))
+    if run.config_changes and acc.is_main_process:  # the history of settings, next to the losses they explain
+        JsonlLogger(run.run_dir / "metrics.jsonl", resume_step=run.step).log(
+            {"config_change": run.config_changes}, step=run.step)
     if run.objective_state and acc.is_main_process:
         JsonlLogger(run.run_dir / "metrics.jsonl", resume_step=run.step).log(run.objective_state, step=run.step)
     try:

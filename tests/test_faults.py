@@ -1,0 +1,268 @@
+"""Fault injection (issue 12, docs/reliability.md): pickle bombs in every weights/statistics/checkpoint path, two runs
+on one run folder, changed settings on resume, damaged checkpoints, unreadable images, spreadsheet formulas, bad
+input of every command, and kill -9 at random points of a real training run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from gan_color import checkpoint as ckpt
+from gan_color import train
+from gan_color.cli import main as cli_main
+from gan_color.config import load_config
+from gan_color.eval import fid as fid_lib
+from gan_color.eval.weights import WeightsRejected
+from gan_color.inference import ExportSpec, save_export
+from gan_color.models import build_colorizer
+from gan_color.runlock import LOCK_FILE, RunLock
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny_cpu.yaml"
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+
+
+class Bomb:
+    """Pickles to `os.system("touch MARKER")`: whoever unpickles it runs a command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def plant_bomb(path: Path, marker: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"weight": torch.zeros(1), "payload": Bomb(marker)}, path)
+    return path
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert "Traceback" not in err, err
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def tiny(tmp_path: Path, *overrides: str):
+    return load_config(TINY, [f"train.output_dir={tmp_path}", *overrides])
+
+
+@pytest.fixture
+def export_dir(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    network = build_colorizer("resnet_6blocks", ngf=8)
+    return save_export(network, ExportSpec(arch="resnet_6blocks", kwargs={"ngf": 8}, image_size=32, run="tiny"),
+                       tmp_path / "tiny")
+
+
+def colour_pngs(folder: Path, count: int = 3, size: int = 40, seed: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i}.png")
+    return folder
+
+
+def evaluate_args(export_dir: Path, data: Path, out: Path, *metrics: str) -> list[str]:
+    return ["evaluate", "--model", str(export_dir), "--data", str(data), "--size", "32", "--workers", "0",
+            "--quiet", "--best-worst", "0", "--out", str(out), "--metrics", *metrics]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 1. Nothing is ever unpickled: FID weights (given, hub cache), FID statistics cache, LPIPS backbone, checkpoints
+
+
+def test_fid_weights_pickle_bomb_is_refused_in_one_line(export_dir: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    marker = tmp_path / "PWNED"
+    evil = plant_bomb(tmp_path / "evil.pth", marker)
+    data = colour_pngs(tmp_path / "photos")
+    rc = cli_main(evaluate_args(export_dir, data, tmp_path / "out", "psnr_rgb_uint8", "fid") + ["--fid-weights",
+                                                                                               str(evil)])
+    assert rc == 2 and not marker.exists()
+    line = one_line_error(capsys.readouterr().err)
+    assert str(evil) in line and "not a plain tensor file" in line and "nothing in it was run" in line
+
+
+def test_hub_cache_pickle_bombs_are_refused(export_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture) -> None:
+    marker = tmp_path / "PWNED"
+    home = tmp_path / "home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    data = colour_pngs(tmp_path / "photos")
+    for name, metric in ((INCEPTION_FILE, "fid"), (ALEXNET_FILE, "lpips_alex")):
+        bomb = plant_bomb(home / "hub" / "checkpoints" / name, marker)
+        rc = cli_main(evaluate_args(export_dir, data, tmp_path / "out", "psnr_rgb_uint8", metric))
+        assert rc == 2 and not marker.exists(), metric
+        line = one_line_error(capsys.readouterr().err)
+        assert line.startswith(f"error: {metric}: refused") and str(bomb) in line
+
+
+def test_fid_weights_of_another_network_are_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.pth"
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.ones(32, 3, 3, 3)}, other)
+    with pytest.raises(WeightsRejected, match="it is not the FID Inception-v3"):
+        fid_lib.inception_weights(other)
+    # a safetensors file goes through the same check
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(WeightsRejected, match="SHA-256"):
+        fid_lib.inception_weights(tmp_path / "other.safetensors")
+
+
+STAND_IN = "gan_color_faults_stand_in"
+
+
+def _stand_in() -> str:
+    from torch_fidelity import register_feature_extractor
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    class ChannelStats(FeatureExtractorBase):
+        def __init__(self, name, features_list, **kwargs):
+            super().__init__(name, features_list)
+
+        @staticmethod
+        def get_provided_features_list():
+            return ("stats",)
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return "stats"
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return None
+
+        def forward(self, x):
+            x = x.double() / 255
+            return (torch.cat([x.mean((2, 3)), x.std((2, 3))], 1),)
+
+    if STAND_IN not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(STAND_IN, ChannelStats)
+    return STAND_IN
+
+
+def test_statistics_cache_never_unpickles(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    marker = tmp_path / "PWNED"
+    images = torch.rand(6, 3, 16, 16)
+    fake, real = fid_lib.Uint8Images(images * 0.5), fid_lib.Uint8Images(images)
+    options = dict(feature_extractor=_stand_in(), real_cache_name="set", cache_root=tmp_path / "cache")
+    expected = fid_lib.compute_fid(fake, real, feature_extractor=STAND_IN)
+    # torch-fidelity's own cache names (pickles) are never read ...
+    for suffix in ("stat-fid-stats", "features-stats"):
+        plant_bomb(tmp_path / "cache" / f"gan_color-set-{STAND_IN}-{suffix}.pt", marker)
+    # ... and a planted .npz with a pickled object array is refused, reported in one line and replaced
+    planted = tmp_path / "cache" / f"gan_color-set-{STAND_IN}-stats.npz"
+    np.savez(planted, mu=np.array([Bomb(marker)], dtype=object), sigma=np.zeros((1, 1)))
+    assert fid_lib.compute_fid(fake, real, **options) == pytest.approx(expected, rel=1e-12)
+    assert not marker.exists()
+    warning = one_line_error(capsys.readouterr().err)
+    assert warning.startswith("warning: fid: ignoring the cached statistics") and str(planted) in warning
+    assert fid_lib.compute_fid(fake, real, **options) == pytest.approx(expected, rel=1e-12)  # from the new .npz
+    assert capsys.readouterr().err == ""
+    with np.load(planted, allow_pickle=False) as data:
+        assert data["mu"].shape == (6,)
+
+
+def test_torch_fidelity_builtin_extractors_are_not_used(tmp_path: Path) -> None:
+    images = fid_lib.Uint8Images(torch.rand(3, 3, 8, 8))
+    with pytest.raises(ValueError, match="not supported"):
+        fid_lib.compute_fid(images, images, feature_extractor="vgg16-fe")
+
+
+def test_lpips_reads_its_weights_as_tensors(prepared_torch_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # lpips' own path (torchvision's load_state_dict_from_url) would unpickle: it must not be taken
+    monkeypatch.setenv("TORCH_HOME", str(prepared_torch_home))
+    from torch import hub
+
+    from gan_color.eval import metrics as M
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_state_dict_from_url called")
+
+    monkeypatch.setattr(hub, "load_state_dict_from_url", refuse)
+    import torchvision.models._api as api
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", refuse)
+    metric = M.build_metric("lpips_alex")
+    photos = torch.rand(2, 3, 32, 32)
+    assert metric.per_image(M.EvalBatch(fake_rgb=photos, real_rgb=photos)).abs().max() < 1e-6
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 2. One run per run folder; changed settings on resume are applied and recorded
+
+
+def test_second_run_on_a_locked_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = tiny(tmp_path)
+    with RunLock(cfg.run_dir):
+        rc = cli_main(["train", "--config", str(TINY), f"train.output_dir={tmp_path}"])
+    assert rc == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert f"in use by pid {os.getpid()} on host {socket.gethostname()}" in line
+    assert not (cfg.run_dir / "checkpoints").exists() and not (cfg.run_dir / "metrics.jsonl").exists()
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = tiny(tmp_path, "optim.steps=2", "optim.decay_steps=1", "train.checkpoint_every=2")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    cfg.run_dir.mkdir(parents=True)
+    (cfg.run_dir / LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    assert train.main(cfg) == cfg.run_dir
+    assert "took over the lock of a run that is no longer running" in capsys.readouterr().err
+    assert not (cfg.run_dir / LOCK_FILE).exists()  # released on exit
+
+
+def test_lock_of_another_host_is_reported(tmp_path: Path) -> None:
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": 1, "host": "elsewhere-node-7"}))
+    with pytest.raises(RuntimeError, match=f"elsewhere-node-7.*delete {tmp_path / LOCK_FILE}"):
+        RunLock(tmp_path).acquire()
+
+
+def test_lock_is_released_when_the_run_fails(tmp_path: Path) -> None:
+    cfg = tiny(tmp_path)
+    with pytest.raises(ZeroDivisionError), RunLock(cfg.run_dir):
+        raise ZeroDivisionError
+    with RunLock(cfg.run_dir):
+        pass
+
+
+def test_changed_settings_on_resume_are_applied_and_recorded(tmp_path: Path) -> None:
+    run_dir = train.main(tiny(tmp_path))  # 6 steps at lr 2e-4
+    cfg = tiny(tmp_path, "optim.steps=10", "optim.lr=1e-3", "optim.beta1=0.9")
+    train.main(cfg)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    changes = [row for row in rows if "config_change" in row]
+    assert len(changes) == 1 and changes[0]["step"] == 6
+    assert changes[0]["config_change"] == {"optim.beta1": [0.5, 0.9], "optim.lr": [0.0002, 0.001],
+                                           "optim.steps": [6, 10]}
+    lr_at_8 = next(row["lr"] for row in rows if row["step"] == 8 and "lr" in row)  # the new lr and schedule
+    assert lr_at_8 == pytest.approx(1e-3 * train.pix2pix_schedule(10, 3)(8)) and lr_at_8 > 0
+    state = torch.load(run_dir / "checkpoints" / "step_00000010" / "training_state.pt", weights_only=True)
+    group = state["optimizers"]["generator"]["param_groups"][0]
+    assert group["initial_lr"] == 1e-3 and tuple(group["betas"]) == (0.9, 0.999)
+    assert "lr: 0.001" in (run_dir / "config.yaml").read_text()
