@@ -4,7 +4,10 @@ the W&B comparison table, commands that end with what they wrote and what to run
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +106,8 @@ def test_training_logs_captioned_probe_grids_and_held_out_images(tmp_path: Path,
     cfg = load_config(TINY, [f"train.output_dir={tmp_path}", "tracking.wandb=true", "tracking.tensorboard=true",
                              "train.validate_every=2", "train.validate_images=4"])
     run_dir = train.main(cfg)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "val/psnr_rgb_uint8" in row] == [2, 4, 6]
 
     images = tensorboard_images(run_dir / "tensorboard")
     assert images["samples/probes"][0] == [3, 6]  # sample_every=3
@@ -265,3 +270,57 @@ def test_one_progress_flag_name(capsys: pytest.CaptureFixture) -> None:
     parser = build_subparser("evaluate")  # the old name still works, hidden
     args = parser.parse_args(["--model", "m", "--data", "d", "--quiet"])
     assert args.no_progress is True
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Item 4: `accelerate launch` as the README writes it: no warning block, and a failure is one line + non-zero exit
+
+
+@pytest.mark.slow
+def test_accelerate_launch_with_the_preset_is_quiet() -> None:
+    import shutil
+
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    launch = [accelerate, "launch", "--quiet", "--config_file", "configs/accelerate/cpu.yaml", "train_gan.py",
+              "--config", "configs/quickstart.yaml"]
+    ok = subprocess.run([*launch, "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and "name: quickstart" in ok.stdout
+    assert "were not passed" not in ok.stderr and "Traceback" not in ok.stderr
+    bad = subprocess.run([*launch, "optim.lrr=1e-4"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines() == ["config error: unknown config key 'optim.lrr' (did you mean 'lr'?); "
+                                               "valid keys here: ['lr', 'beta1', 'beta2', 'weight_decay', 'steps', "
+                                               "'decay_steps']"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Item 7: small mismatches
+
+
+def test_prepare_data_bar_ends_at_the_total(imagenet_dir: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for path in sorted(imagenet_dir.glob("*.jpg"))[:3]:
+        (src / path.name).write_bytes(path.read_bytes())
+    (src / "broken.jpg").write_bytes(b"not a jpeg")
+    assert main(["prepare-data", str(src), str(tmp_path / "cache"), "--size", "32", "--workers", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "4/4" in captured.err and "3/4" not in captured.err.split("\r")[-1]
+    assert f"next: train on it: accelerate launch train_gan.py --config CONFIG data.train={tmp_path / 'cache'}" \
+        in captured.out
+
+
+def test_the_quickstart_validates_so_val_keys_reach_metrics_jsonl() -> None:
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml")
+    assert cfg.train.validate_every > 0 and cfg.optim.steps % cfg.train.validate_every == 0
+    assert cfg.train.validate_every % cfg.train.log_every == 0  # validation runs on logged steps
+
+
+def test_evaluation_docs_give_users_a_way_to_place_weights() -> None:
+    text = (ROOT / "docs" / "evaluation.md").read_text()
+    assert "../shared" not in text
+    for name in ("alexnet-owt-7be5be79.pth", "weights-inception-2015-12-05-6726825d.pth", "hub/checkpoints",
+                 "TORCH_HOME", "--no-download"):
+        assert name in text

@@ -108,7 +108,9 @@ def _write_images(paths: list[Path], src: Path, out: Path, size: int, workers: i
     images = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
     entries: dict[str, list] = {"paths": [], "max_chroma": [], "colorfulness": [], "skipped": []}
     results = ordered_map(lambda p: _prepare_one(p, size), paths, workers)
-    for path, result in zip(paths, tqdm(results, total=len(paths), desc="prepare-data", disable=not progress)):
+    # The bar comes first in zip: zip stops at the first exhausted iterator, and tqdm counts an item (and closes at
+    # 100%) only when it is asked for the next one.
+    for result, path in zip(tqdm(results, total=len(paths), desc="prepare-data", disable=not progress), paths):
         if isinstance(result, str):
             logger.warning("skipping unreadable image %s (%s)", path, result)
             entries["skipped"].append([str(path), result])
