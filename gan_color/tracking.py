@@ -6,8 +6,11 @@ import importlib.util
 import json
 import secrets
 import string
+import sys
 from pathlib import Path
 from typing import Any
+
+from gan_color.safeio import atomic_write_text
 
 TRACKING_FILE = "tracking.json"
 
@@ -19,7 +22,7 @@ class JsonlLogger:
         self.path = Path(path)
         if self.path.exists():
             kept = [line for line in self.path.read_text().splitlines() if _step(line) <= resume_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def log(self, values: dict[str, Any], *, step: int) -> None:
         with self.path.open("a") as f:
@@ -46,8 +49,17 @@ def requested_trackers(*, wandb: bool, tensorboard: bool) -> list[str]:
 
 
 def load_tracking(run_dir: Path) -> dict[str, Any]:
+    """The run's tracking record; an unreadable one (emptied, cut) is reported in one line and ignored (the
+    checkpoint's copy of the W&B run id still applies)."""
     path = run_dir / TRACKING_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        print(f"warning: ignoring {path}: not valid JSON ({err}); it is rewritten now", file=sys.stderr)
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def new_wandb_id() -> str:
@@ -68,7 +80,7 @@ def init_trackers(accelerator: Any, *, run_dir: Path, run_name: str, project: st
         record["wandb_run_id"] = wandb_run_id
     accelerator.init_trackers(project, config=flatten(config), init_kwargs=init_kwargs)
     if accelerator.is_main_process:
-        (run_dir / TRACKING_FILE).write_text(json.dumps(record, indent=2))
+        atomic_write_text(run_dir / TRACKING_FILE, json.dumps(record, indent=2))
     return record
 
 

@@ -185,18 +185,26 @@ def find_resume(cfg: Config) -> Path | None:
             raise ckpt.CheckpointError(f"train.resume=never but {cfg.run_dir} already holds checkpoints; "
                                        "choose a new run name (name=...) or delete that folder")
         return None
-    if cfg.train.resume == "auto":
-        return ckpt.latest_checkpoint(cfg.run_dir / "checkpoints")
+    if cfg.train.resume == "auto":  # a damaged newest checkpoint is skipped with a warning naming the file
+        return ckpt.latest_good_checkpoint(cfg.run_dir / "checkpoints", warn=warn_once)
     path = Path(cfg.train.resume)
     if path.is_dir() and not (path / ckpt.META).exists():  # a run folder or its checkpoints/ folder
         path = ckpt.latest_checkpoint(path / "checkpoints") or ckpt.latest_checkpoint(path) or path
-    ckpt.read_meta(path)
+    ckpt.verify_checkpoint(path)  # the checkpoint asked for, or an error naming what is wrong with it
     return path
+
+
+def warn_once(message: str) -> None:
+    """A warning from the main process only (every process of a launch reaches the same conclusion)."""
+    if launch_rank() == 0:
+        print(message, file=sys.stderr, flush=True)
 
 
 def restore(run: Run, path: Path) -> None:
     meta = ckpt.read_meta(path)
     ckpt.check_compatible(path, meta.get("fingerprint", {}), fingerprint(run.cfg, run.objective))
+    if not isinstance(meta.get("tracking", {}), dict):
+        meta["tracking"] = {}
     state = ckpt.load_checkpoint(path, networks=run.networks, accelerator=run.accelerator)
     for name, optimizer in run.optimizers.items():
         optimizer.load_state_dict(state["optimizers"][name])

@@ -266,3 +266,116 @@ def test_changed_settings_on_resume_are_applied_and_recorded(tmp_path: Path) -> 
     group = state["optimizers"]["generator"]["param_groups"][0]
     assert group["initial_lr"] == 1e-3 and tuple(group["betas"]) == (0.9, 0.999)
     assert "lr: 0.001" in (run_dir / "config.yaml").read_text()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 3. A damaged newest checkpoint: skipped with one warning naming the file, the previous one resumes
+
+
+def network_weights(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
+    folder = run_dir / "checkpoints" / ckpt.step_dir_name(step)
+    return {**load_file(str(folder / "generator.safetensors")),
+            **{f"D.{k}": v for k, v in load_file(str(folder / "discriminator.safetensors")).items()}}
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    worst = max((x - b[k]).abs().max().item() for k, x in a.items())
+    assert worst <= 1e-6, f"weights differ by {worst}"
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An unbroken tiny run: checkpoints at steps 3 and 6."""
+    return train.main(tiny(tmp_path_factory.mktemp("straight")))
+
+
+def truncate(file: Path) -> None:
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+
+def flip_byte(file: Path) -> None:
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    file.write_bytes(bytes(data))
+
+
+DAMAGES = {
+    "generator.safetensors": truncate,
+    "rng_rank0.pt": lambda f: f.write_bytes(b""),
+    "training_state.pt": truncate,
+    "meta.json": truncate,
+    "discriminator.safetensors": flip_byte,  # same size, other bytes: only the hash sees it
+}
+
+
+@pytest.mark.parametrize("name", list(DAMAGES))
+def test_damaged_newest_checkpoint_falls_back_to_the_previous(name: str, straight: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    run_dir = Path(shutil.copytree(straight, tmp_path / "tiny"))
+    DAMAGES[name](run_dir / "checkpoints" / "step_00000006" / name)
+    capsys.readouterr()
+    assert cli_main(["train", "--config", str(TINY), f"train.output_dir={tmp_path}"]) == 0
+    err = capsys.readouterr()
+    warnings = [line for line in err.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and name in warnings[0] and "step_00000006" in warnings[0], warnings
+    assert "resumed from" in err.out + err.err and "step_00000003 at step 3" in err.out + err.err
+    assert "Traceback" not in err.err
+    assert_same_weights(network_weights(run_dir, 6), network_weights(straight, 6))
+
+
+def test_damaged_checkpoint_asked_for_is_a_one_line_error(straight: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    run_dir = Path(shutil.copytree(straight, tmp_path / "tiny"))
+    target = run_dir / "checkpoints" / "step_00000003"
+    truncate(target / "generator.safetensors")
+    rc = cli_main(["train", "--config", str(TINY), f"train.output_dir={tmp_path / 'other'}",
+                   f"train.resume={target}"])
+    assert rc == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert "generator.safetensors" in line and str(target) in line
+
+
+def test_pickle_bomb_in_a_checkpoint_never_runs(straight: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    # an attacker who also rewrites the manifest still meets weights_only=True
+    import shutil
+
+    marker = tmp_path / "PWNED"
+    run_dir = Path(shutil.copytree(straight, tmp_path / "tiny"))
+    folder = run_dir / "checkpoints" / "step_00000006"
+    for name in ("training_state.pt", "rng_rank0.pt"):
+        plant_bomb(folder / name, marker)
+    (folder / ckpt.MANIFEST).unlink()
+    capsys.readouterr()
+    rc = cli_main(["train", "--config", str(TINY), f"train.output_dir={tmp_path}", "optim.steps=7",
+                   "optim.decay_steps=3"])
+    assert rc == 1 and not marker.exists()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "is damaged: rng_rank0.pt cannot be read" in err
+
+
+def test_empty_tracking_json_is_a_warning(straight: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    run_dir = Path(shutil.copytree(straight, tmp_path / "tiny"))
+    (run_dir / "tracking.json").write_text("")
+    capsys.readouterr()
+    assert cli_main(["train", "--config", str(TINY), f"train.output_dir={tmp_path}", "optim.steps=7",
+                     "optim.decay_steps=3"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: ignoring {run_dir / 'tracking.json'}" in err and "Traceback" not in err
+    assert json.loads((run_dir / "tracking.json").read_text())["run_name"] == "tiny"
+
+
+def test_checkpoint_files_match_their_manifest(straight: Path) -> None:
+    folder = straight / "checkpoints" / "step_00000006"
+    manifest = json.loads((folder / ckpt.MANIFEST).read_text())
+    assert set(manifest) == {"generator.safetensors", "discriminator.safetensors", "training_state.pt",
+                             "rng_rank0.pt"}
+    assert ckpt.verify_checkpoint(folder)["step"] == 6
+    assert not list(straight.rglob("*.tmp")) and not list((straight / "checkpoints").glob(".tmp_*"))
