@@ -44,10 +44,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def defuse_cell(value: Any) -> Any:
     """A string that a spreadsheet would run as a formula, prefixed with an apostrophe (shown as text, OWASP's
-    advice); numbers and other values unchanged. Negative numbers stay numbers: only strings are touched."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    advice); numbers and other values unchanged. Negative numbers stay numbers: only strings are touched. A string
+    that already starts with an apostrophe gets one more, so `undefuse_cell` gives back exactly the original."""
+    if isinstance(value, str) and value.startswith((*FORMULA_START, "'")):
         return "'" + value
     return value
+
+
+def undefuse_cell(value: str) -> str:
+    """The original string of a cell written by `defuse_cell` (for reading our own CSVs back)."""
+    return value[1:] if value.startswith("'") else value
 
 
 def defuse_row(row: Mapping[str, Any] | Sequence[Any]) -> Any:

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -379,3 +376,100 @@ def test_checkpoint_files_match_their_manifest(straight: Path) -> None:
                              "rng_rank0.pt"}
     assert ckpt.verify_checkpoint(folder)["step"] == 6
     assert not list(straight.rglob("*.tmp")) and not list((straight / "checkpoints").glob(".tmp_*"))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 4. An unreadable file is left out and listed in every mode; each per-image row is its own file's
+
+
+def truncated_jpeg(path: Path, seed: int = 9) -> Path:
+    pixels = np.random.default_rng(seed).integers(0, 256, (64, 72, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=95)
+    path.write_bytes(path.read_bytes()[:1500])  # header intact, scan data cut
+    return path
+
+
+def folder_with_a_broken_middle(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for name in ("a.png", "c.png"):
+        pixels = rng.integers(0, 256, (48, 56, 3), dtype=np.uint8)
+        pixels[..., 0] = 250  # colourful, so the default grayscale filter keeps them
+        Image.fromarray(pixels).save(folder / name)
+    truncated_jpeg(folder / "b.jpg")
+    return folder
+
+
+@pytest.mark.parametrize("mode", [[], ["--keep-grayscale"], ["--full-resolution"],
+                                  ["--keep-grayscale", "--full-resolution"]])
+def test_unreadable_file_is_left_out_and_listed(mode: list[str], export_dir: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    data = folder_with_a_broken_middle(tmp_path / "photos")
+    good = tmp_path / "good"
+    good.mkdir()
+    for name in ("a.png", "c.png"):
+        (good / name).write_bytes((data / name).read_bytes())
+    for folder, out in ((data, tmp_path / "out"), (good, tmp_path / "out_good")):
+        assert cli_main(evaluate_args(export_dir, folder, out, "psnr_rgb_uint8", "auc_ab_0_150") + mode) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert [Path(name).name for name, _ in summary["data"]["unreadable"]] == ["b.jpg"]
+    assert summary["count"] == summary["data"]["images"] == 2
+    rows = (tmp_path / "out" / "per_image.csv").read_text().splitlines()
+    rows_good = (tmp_path / "out_good" / "per_image.csv").read_text().splitlines()
+    assert [r.split(",")[1:] for r in rows] == [r.split(",")[1:] for r in rows_good]  # a and c: their own metrics
+    expected = json.loads((tmp_path / "out_good" / "metrics.json").read_text())["metrics"]
+    assert summary["metrics"] == pytest.approx(expected)
+
+
+def test_compare_sheet_leaves_out_an_unreadable_file(export_dir: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    data = folder_with_a_broken_middle(tmp_path / "photos")
+    intact = tmp_path / "intact"  # the same names, b.jpg whole: the evaluation lists all three files
+    intact.mkdir()
+    for name in ("a.png", "c.png"):
+        (intact / name).write_bytes((data / name).read_bytes())
+    colour_pngs(tmp_path / "b", count=1)
+    Image.open(tmp_path / "b" / "img0.png").save(intact / "b.jpg")
+    assert cli_main(evaluate_args(export_dir, intact, export_dir / "eval" / "photos", "psnr_rgb_uint8")) == 0
+    capsys.readouterr()
+    rc = cli_main(["compare", str(export_dir), "--data", str(data), "--out", str(tmp_path / "cmp"), "--num-images",
+                   "3", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "Traceback" not in err
+    assert f"warning: cannot decode {data / 'b.jpg'}" in err
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 6. No spreadsheet formula from a file or run name
+
+
+FORMULAS = ["=HYPERLINK(1)", "+cmd", "@SUM(1)", "-2+3", "\tTab", "\rCR", "'quoted"]
+
+
+def test_per_image_and_comparison_csv_defuse_formulas(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import csv
+
+    from gan_color.safeio import undefuse_cell
+
+    data = tmp_path / "photos"
+    colour_pngs(data, count=1)
+    for name in FORMULAS:
+        (data / f"{name}.png").write_bytes((data / "img0.png").read_bytes())
+    (data / "img0.png").unlink()
+    torch.manual_seed(0)
+    run = save_export(build_colorizer("resnet_6blocks", ngf=8),
+                      ExportSpec(arch="resnet_6blocks", kwargs={"ngf": 8}, image_size=32, run="x"),
+                      tmp_path / "=HYPERLINK(run)")
+    assert cli_main(evaluate_args(run, data, run / "eval" / "photos", "psnr_rgb_uint8")) == 0
+    with (run / "eval" / "photos" / "per_image.csv").open(newline="") as f:
+        files = [row["file"] for row in csv.DictReader(f)]
+    assert len(files) == len(FORMULAS) and all(name.startswith("'") for name in files)
+    assert sorted(undefuse_cell(name) for name in files) == sorted(f"{name}.png" for name in FORMULAS)
+    assert cli_main(["compare", str(run), "--out", str(tmp_path / "cmp"), "--num-images", "2", "--device",
+                     "cpu"]) == 0
+    with (tmp_path / "cmp" / "comparison.csv").open(newline="") as f:
+        cells = [cell for row in csv.reader(f) for cell in row]
+    assert "'=HYPERLINK(run)" in cells
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "@", "\t", "\r"))]

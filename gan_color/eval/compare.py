@@ -19,11 +19,12 @@ from PIL import Image
 
 from gan_color import color
 from gan_color.colorize import resolve_device
-from gan_color.data.images import list_images, load_rgb
+from gan_color.data.images import DECODE_ERRORS, describe_error, list_images, load_rgb
 from gan_color.data.transforms import eval_transform
 from gan_color.eval.evaluate import EVAL_SIZE, colorize_batch
 from gan_color.eval.sheets import render_sheet, save_sheet, to_pil
 from gan_color.inference import Colorizer, find_export
+from gan_color.safeio import undefuse_cell, write_csv
 
 # (metric key prefix, higher is better) in table/plot order; fid keys carry their sample count (fid100, fid10k).
 MAIN_METRICS = (("psnr_rgb_uint8", True), ("ssim_rgb_uint8", True), ("lpips_alex", False), ("lpips_vgg", False),
@@ -150,10 +151,7 @@ def write_table(columns: list[str], rows: list[dict[str, Any]], out_dir: Path) -
     """`comparison.csv` and `comparison.md` (best value per ranked metric in bold, arrows give the direction)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / "comparison.csv", out_dir / "comparison.md"
-    with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(csv_path, rows, columns)  # run names defused: a name is never run as a spreadsheet formula
     arrows = {True: " ↑", False: " ↓", None: ""}
     lines = ["| " + " | ".join(f"{c}{arrows[metric_direction(c)]}" for c in columns) + " |",
              "|" + "|".join("---" for _ in columns) + "|"]
@@ -245,14 +243,37 @@ def sheet_inputs(records: list[RunRecord], data: str | os.PathLike | None, count
     files: list[str] = []
     if evaluated is not None and (evaluated.eval_dir / "per_image.csv").is_file():
         with (evaluated.eval_dir / "per_image.csv").open() as f:
-            files = [row["file"] for row in csv.DictReader(f) if (root / row["file"]).is_file()]
+            files = [undefuse_cell(row["file"]) for row in csv.DictReader(f)]
+        files = [name for name in files if (root / name).is_file()]
     if not files:
         files = [p.relative_to(root).as_posix() for p in list_images(root)]
     if not files:
         raise ValueError(f"no images found under {str(root)!r}")
     count = min(count, len(files))
     picks = sorted({round(i * (len(files) - 1) / max(count - 1, 1)) for i in range(count)})
-    return root, [files[i] for i in picks]
+    return root, decodable_picks(root, files, picks)
+
+
+def decodable_picks(root: Path, files: list[str], picks: list[int]) -> list[str]:
+    """files[i] for each pick; one that cannot be decoded is left out with a warning and the next decodable file
+    takes its place, so each row of the sheet shows and names its own file."""
+    chosen: list[str] = []
+    failed: set[str] = set()
+    for pick in picks:
+        for name in files[pick:] + files[:pick]:
+            if name in chosen or name in failed:
+                continue
+            try:
+                load_rgb(root / name)
+            except DECODE_ERRORS as err:
+                failed.add(name)
+                print(f"warning: cannot decode {root / name} ({describe_error(err)}); left out", file=sys.stderr)
+                continue
+            chosen.append(name)
+            break
+    if not chosen:
+        raise ValueError(f"none of the images under {str(root)!r} can be decoded")
+    return chosen
 
 
 def image_sheet(records: list[RunRecord], root: Path, files: list[str], *, size: int,
@@ -293,7 +314,7 @@ def per_image_metrics(record: RunRecord) -> dict[str, dict[str, float]]:
     if path is None or not path.is_file():
         return {}
     with path.open() as f:
-        return {row["file"]: {k: float(v) for k, v in row.items() if k not in ("index", "file") and v}
+        return {undefuse_cell(row["file"]): {k: float(v) for k, v in row.items() if k not in ("index", "file") and v}
                 for row in csv.DictReader(f)}
 
 

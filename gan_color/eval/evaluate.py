@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import math
@@ -20,14 +19,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms.v2.functional import pil_to_tensor
 from tqdm.auto import tqdm
 
 from gan_color import color
 from gan_color.colorize import resolve_device
 from gan_color.data import FolderDataset
-from gan_color.data.images import load_rgb
+from gan_color.data.base import ImageDataset
+from gan_color.data.images import DECODE_ERRORS, describe_error, load_rgb
 from gan_color.data.transforms import rgb_to_float
 from gan_color.eval import fid as fid_lib
 from gan_color.eval.metrics import EvalBatch, Metric, build_metric
@@ -35,6 +35,7 @@ from gan_color.eval.sheets import render_sheet, save_sheet, to_pil
 from gan_color.eval.weights import MetricUnavailable
 from gan_color.inference import DECODE_METHODS, Colorizer, find_export, raw_to_ab
 from gan_color.registry import METRICS
+from gan_color.safeio import atomic_write_text, write_csv
 from gan_color.sampling import predict_raw
 
 EVAL_SIZE = 256
@@ -57,6 +58,46 @@ class FullResolutionImages(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return {"rgb": pil_to_tensor(load_rgb(self.paths[index])), "index": index}
+
+
+class OwnPixels(Dataset):
+    """`images` where an item that cannot be decoded comes back as {'index', 'error'}: a folder dataset would serve
+    the next decodable image in its place, and that image's pixels would be scored under the broken file's name."""
+
+    def __init__(self, images: Dataset) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        try:
+            if isinstance(self.images, ImageDataset) and not self.images.to_lab:  # this file, never a stand-in
+                return {"rgb": self.images.crop(self.images.load(index), index), "index": index}
+            return self.images[index]
+        except DECODE_ERRORS as err:
+            return {"index": index, "error": describe_error(err)}
+
+
+def collate_own_pixels(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A batch of the decodable items, plus `failed`: (index, reason) of the others."""
+    good = [item for item in items if "error" not in item]
+    batch = default_collate(good) if good else {}
+    batch["failed"] = [(item["index"], item["error"]) for item in items if "error" in item]
+    return batch
+
+
+class ScoredImages(Dataset):
+    """The items of `images` at `indices` (filled in while scoring): FID's real set is the images actually scored."""
+
+    def __init__(self, images: Dataset, indices: list[int]) -> None:
+        self.images, self.indices = images, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.images[self.indices[index]]
 
 
 def open_images(data: str | os.PathLike | Dataset, *, size: int, limit: int = 0, drop_grayscale: bool = True,
@@ -157,14 +198,17 @@ def evaluate(colorizer: Colorizer, data: str | os.PathLike | Dataset, *, size: i
     paths = getattr(images, "paths", None)
     real_key = None if paths is None else fid_lib.files_key(
         paths, root=getattr(images, "root", None), size=size, full_resolution=full_resolution)
+    scored: list[int] = []  # indices of the images scored (an undecodable file is left out, never replaced)
+    failed: list[tuple[str, str]] = []
     built, unavailable, not_applicable = setup_metrics(
         metrics, output=colorizer.spec.output, device=device, allow_download=allow_download,
-        real=fid_lib.Uint8Images(images), real_cache_name=real_key, weights_path=fid_weights,
+        real=fid_lib.Uint8Images(ScoredImages(images, scored)), real_cache_name=real_key, weights_path=fid_weights,
         cache_root=fid_cache_root, feature_extractor=fid_feature_extractor, batch_size=1 if full_resolution else 32)
     try:
         rows = _score(colorizer, images, built, device=device, batch_size=1 if full_resolution else batch_size,
                       workers=workers, model_size=size if full_resolution else None, decode=decode,
-                      temperature=temperature, progress=progress)
+                      temperature=temperature, progress=progress, failed=failed)
+        scored.extend(row["index"] for row in rows)
         results = _results(built, unavailable)
         if best_worst is not None and rows:
             picks = best_and_worst(rows, best_worst_count)
@@ -177,20 +221,32 @@ def evaluate(colorizer: Colorizer, data: str | os.PathLike | Dataset, *, size: i
         "metrics": results, "unavailable": unavailable, "not_applicable": not_applicable, "count": len(rows),
         "protocol": protocol(size=size, full_resolution=full_resolution, drop_grayscale=drop_grayscale, limit=limit),
         "model": dataclasses.asdict(colorizer.spec), "decode": decode, "temperature": temperature,
-        "data": _describe_data(data, images), "device": str(device), "seconds": round(time.perf_counter() - start, 2),
+        "data": _describe_data(data, images, failed=failed, scored=len(rows)), "device": str(device),
+        "seconds": round(time.perf_counter() - start, 2),
         "per_image": rows,
     }
 
 
 def _score(colorizer: Colorizer, images: Dataset, metrics: dict[str, Metric], *, device: torch.device,
            batch_size: int, workers: int, model_size: int | None, decode: str | None, temperature: float | None,
-           progress: bool) -> list[dict[str, Any]]:
-    """Run the model over `images` once, feeding every metric; returns one row per image."""
-    loader = DataLoader(images, batch_size=batch_size, num_workers=workers, shuffle=False)
+           progress: bool, failed: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Run the model over `images` once, feeding every metric; returns one row per image. Files that cannot be
+    decoded are warned about, appended to `failed` as (path, reason) and left out: each row is its own file's."""
+    loader = DataLoader(OwnPixels(images), batch_size=batch_size, num_workers=workers, shuffle=False,
+                        collate_fn=collate_own_pixels)
     bin_size = int(colorizer.spec.color.get("ab_bin_size", color.AB_BIN_SIZE))
     rows: list[dict[str, Any]] = []
     with tqdm(total=len(images), desc="evaluate", unit="img", disable=not progress) as bar:
         for batch in loader:
+            for index, reason in batch.pop("failed"):
+                paths = getattr(images, "paths", None)
+                name = str(paths[index]) if paths is not None else image_name(images, index)
+                tqdm.write(f"warning: cannot decode {name} ({reason}); left out", file=sys.stderr)
+                bar.update(1)
+                if failed is not None:
+                    failed.append((name, reason))
+            if "rgb" not in batch:
+                continue
             real_rgb = rgb_to_float(batch["rgb"].to(device))
             gray_l, real_ab = color.rgb_to_model_inputs(real_rgb)
             fake_ab, logits = colorize_batch(colorizer, gray_l, model_size=model_size, decode=decode,
@@ -218,13 +274,16 @@ def _results(metrics: dict[str, Metric], unavailable: dict[str, str]) -> dict[st
     return results
 
 
-def _describe_data(data: Any, images: Dataset) -> dict[str, Any]:
+def _describe_data(data: Any, images: Dataset, *, failed: Sequence[tuple[str, str]] = (),
+                   scored: int | None = None) -> dict[str, Any]:
     root = getattr(images, "root", None)
-    left_out = {"unreadable": [[str(name), str(reason)] for name, reason in getattr(images, "skipped", [])],
+    unreadable = [*getattr(images, "skipped", []), *failed]  # bad headers (found up front), then failed decodes
+    left_out = {"unreadable": [[str(name), str(reason)] for name, reason in unreadable],
                 "filters": getattr(images, "filter_report", {})}
+    count = len(images) if scored is None else scored
     if root is None:
-        return {"name": type(data).__name__, "root": None, "images": len(images), **left_out}
-    return {"name": Path(root).resolve().name, "root": str(Path(root).resolve()), "images": len(images), **left_out}
+        return {"name": type(data).__name__, "root": None, "images": count, **left_out}
+    return {"name": Path(root).resolve().name, "root": str(Path(root).resolve()), "images": count, **left_out}
 
 
 def left_out_text(data: dict[str, Any]) -> str:
@@ -290,13 +349,10 @@ def write_report(result: dict[str, Any], out_dir: str | os.PathLike) -> dict[str
     summary = {key: value for key, value in result.items() if key != "per_image"}
     summary["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     paths = {"metrics": out_dir / "metrics.json", "per_image": out_dir / "per_image.csv"}
-    paths["metrics"].write_text(json.dumps(_finite(summary), indent=2) + "\n")
+    atomic_write_text(paths["metrics"], json.dumps(_finite(summary), indent=2) + "\n")
     rows = result["per_image"]
     columns = list(rows[0]) if rows else ["index", "file"]
-    with paths["per_image"].open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(paths["per_image"], rows, columns)  # file names defused: a name is never run as a formula
     return paths
 
 
