@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +151,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is str:
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
+        if isinstance(value, bool):  # YAML 1.1 reads unquoted no/off/yes/on as booleans
+            if where.endswith("mixed_precision") and value is False:
+                return "no"
+            raise ConfigError(f"{where}: expected a string, got the boolean {value!r}; quote the value in YAML")
         return "" if value is None else str(value)
     return value
 
@@ -170,7 +176,15 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
             where = ".".join(keys[: i + 1])
             raise ConfigError(f"unknown config key {where!r}{closest(key, names)}; valid keys here: {names}")
         if i == len(keys) - 1:
-            node[key] = yaml.safe_load(text) if text.strip() else ""
+            field_type = typing.get_type_hints(cls).get(key) if cls else None
+            if field_type is str:  # the text as typed: YAML would read mixed_precision=no as the boolean false
+                node[key] = text.strip()
+                return
+            try:
+                node[key] = yaml.safe_load(text) if text.strip() else ""
+            except yaml.YAMLError as error:
+                problem = _yaml_problem(error)
+                raise ConfigError(f"override {override!r}: the value is not valid YAML ({problem})") from None
             return
         field_type = typing.get_type_hints(cls)[key] if cls else None
         cls = field_type if dataclasses.is_dataclass(field_type) else None
@@ -186,7 +200,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
-        raw = yaml.safe_load(path.read_text()) or {}
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{path}: not a UTF-8 text file ({error.reason} at byte {error.start}); save it as "
+                              "UTF-8") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: YAML syntax error {_yaml_problem(error)}") from None
+        if raw is None:  # an empty file would silently run every default
+            raise ConfigError(f"{path} is empty: a config needs at least one setting (see configs/quickstart.yaml)")
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         raw.setdefault("name", path.stem)
@@ -198,6 +220,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     cfg = _from_dict(Config, raw, "")
     validate(cfg)
     return cfg
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """'at line L, column C: problem' in one line."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"at line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{where}{problem}"
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
@@ -235,8 +265,11 @@ def validate(cfg: Config) -> None:
     need(cfg.train.recipe in RECIPES, f"train.recipe must be one of {', '.join(RECIPES)}: {cfg.train.recipe!r}")
     need(cfg.train.compile_mode in COMPILE_MODES,
          f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}: {cfg.train.compile_mode!r}")
-    for key in ("log_every", "sample_every", "checkpoint_every"):
-        need(getattr(cfg.train, key) >= 1, f"train.{key} must be >= 1")
+    for key in ("log_every", "sample_every", "checkpoint_every", "num_probes", "validate_images"):
+        need(getattr(cfg.train, key) >= 1, f"train.{key} must be >= 1: {getattr(cfg.train, key)}")
+    need(cfg.train.validate_every >= 0, f"train.validate_every must be >= 0 (0 = off): {cfg.train.validate_every}")
+    need(cfg.data.limit >= 0, f"data.limit must be >= 0 (0 = all images): {cfg.data.limit}")
+    need(cfg.data.embedded_length >= 1, f"data.embedded_length must be >= 1: {cfg.data.embedded_length}")
     try:
         objective_cls = OBJECTIVES.get(cfg.objective.name)
         OBJECTIVES.build(cfg.objective.name, **cfg.objective.kwargs)  # checks names and values of its kwargs
@@ -249,3 +282,62 @@ def validate(cfg: Config) -> None:
     if check is not None:
         message = check(cfg)
         need(message is None, message or "")
+    check_networks_build(cfg, OBJECTIVES.build(cfg.objective.name, **cfg.objective.kwargs),
+                         uses_discriminator=getattr(objective_cls, "uses_discriminator", False))
+
+
+def check_networks_build(cfg: Config, objective: Any, *, uses_discriminator: bool) -> None:
+    """Build the networks on the meta device (no memory, no arithmetic) and pass one data.size image through them:
+    bad values (ngf=0, ngf=abc) and an architecture that cannot take this size fail here, in words."""
+    import torch
+
+    from gan_color.models import build_colorizer, build_discriminator
+
+    kwargs = objective.model_kwargs(cfg.model.kwargs)
+    if kwargs.get("pretrained"):  # its constructor reads weights: checked when the run builds it
+        return
+    _check_kwarg_types("model", build_colorizer_signature(cfg.model.name), cfg.model.kwargs)
+    size, what = cfg.data.size, f"model {cfg.model.name!r} with kwargs {cfg.model.kwargs}"
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zero-element tensors: reported below, in words
+            networks = [build_colorizer(cfg.model.name, **kwargs).eval()]
+            _no_empty_layers(networks[0])
+            networks[0](torch.zeros(1, _input_channels(networks[0]), size, size))
+            if uses_discriminator:
+                what = f"discriminator {cfg.discriminator.name!r} with kwargs {cfg.discriminator.kwargs}"
+                networks.append(build_discriminator(cfg.discriminator.name, **cfg.discriminator.kwargs).eval())
+                _no_empty_layers(networks[1])
+                networks[1](torch.zeros(1, 1, size, size), torch.zeros(1, 2, size, size))  # (gray_l, ab)
+    except NotImplementedError:  # an operation without a meta kernel: the first real step checks it instead
+        return
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, IndexError, AttributeError) as error:
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        raise ConfigError(f"{what} cannot work on data.size={size} px images: {reason}") from None
+
+
+def build_colorizer_signature(name: str) -> inspect.Signature:
+    from gan_color.models import colorizer_registry
+
+    return inspect.signature(colorizer_registry(name).get(name))
+
+
+def _check_kwarg_types(section: str, signature: inspect.Signature, kwargs: dict[str, Any]) -> None:
+    """A number-valued constructor argument given a string (model.kwargs.ngf=abc) is named with its default."""
+    for key, value in kwargs.items():
+        param = signature.parameters.get(key)
+        default = None if param is None else param.default
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, str):
+            raise ConfigError(f"{section}.kwargs.{key}: expected a number (default {default}), got {value!r}")
+
+
+def _no_empty_layers(network: Any) -> None:
+    if any(p.numel() == 0 for p in network.parameters()):
+        raise ValueError("some layers would have 0 channels (a width such as ngf/ndf must be >= 1)")
+
+
+def _input_channels(network: Any) -> int:
+    import torch
+
+    first = next((m for m in network.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    return first.in_channels if first is not None else 1

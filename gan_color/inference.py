@@ -89,13 +89,20 @@ def find_export(path: str | os.PathLike) -> Path:
 
 
 def load_spec(path: str | os.PathLike) -> ExportSpec:
-    payload = json.loads((find_export(path) / SPEC_NAME).read_text())
-    if payload.pop("format", None) != EXPORT_FORMAT:
+    file = find_export(path) / SPEC_NAME
+    try:
+        payload = json.loads(file.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{file} is not valid JSON ({_one_line(err)}); re-export the model") from None
+    if not isinstance(payload, dict) or payload.pop("format", None) != EXPORT_FORMAT:
         raise ValueError(f"{path}: not a gan-color export")
     version = payload.pop("version", None)
     if version != EXPORT_VERSION:
         raise ValueError(f"{path}: export version {version} is not supported (this gan-color reads {EXPORT_VERSION})")
-    return ExportSpec(**payload)
+    try:
+        return ExportSpec(**payload)
+    except TypeError as err:
+        raise ValueError(f"{file}: unexpected fields ({_one_line(err)})") from None
 
 
 def raw_to_ab(raw: torch.Tensor, spec: ExportSpec, *, size: tuple[int, int] | None = None,
@@ -121,6 +128,11 @@ def raw_to_ab(raw: torch.Tensor, spec: ExportSpec, *, size: tuple[int, int] | No
     return ab
 
 
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()).strip("'\"")
+    return (text[:300] + "...") if len(text) > 300 else text or type(err).__name__
+
+
 def model_input(gray_l: torch.Tensor, in_channels: int) -> torch.Tensor:
     """What a colorizer network takes: normalized L, or (RGB-space baselines) the gray image as 3-channel sRGB."""
     if in_channels == 1:
@@ -138,15 +150,28 @@ class Colorizer(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Colorizer:
+        """The export at `path`; a damaged or mismatched one is a ValueError naming the file, in one line."""
         folder = find_export(path)
-        spec = load_spec(folder)
-        if spec.output == "ab_logits":
-            q = len(color.ab_bins(int(spec.color["ab_bin_size"])))
-            if spec.num_bins != q:
-                raise ValueError(f"{folder}: model predicts {spec.num_bins} ab bins, this colour grid has {q}")
-        network = build_colorizer(spec.arch, **spec.kwargs)
-        state = load_file(str(folder / WEIGHTS_NAME))
-        network.load_state_dict(state, strict=True)
+        try:
+            spec = load_spec(folder)
+            if spec.output == "ab_logits":
+                q = len(color.ab_bins(int(spec.color["ab_bin_size"])))
+                if spec.num_bins != q:
+                    raise ValueError(f"model predicts {spec.num_bins} ab bins, this colour grid has {q}")
+            network = build_colorizer(spec.arch, **spec.kwargs)
+        except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{folder / SPEC_NAME} is not a usable model description ({_one_line(err)}); "
+                             "re-export the model or copy the file again") from None
+        try:
+            state = load_file(str(folder / WEIGHTS_NAME))
+        except Exception as err:  # noqa: BLE001 - truncated, empty or not safetensors: the same fix
+            raise ValueError(f"{folder / WEIGHTS_NAME} cannot be read ({_one_line(err)}); the file is damaged: "
+                             "copy it again or re-export it from a checkpoint") from None
+        try:
+            network.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"{folder / WEIGHTS_NAME} does not fit the network {spec.arch!r} that {SPEC_NAME} "
+                             f"describes ({_one_line(err)})") from None
         return cls(network, spec).to(device)
 
     @torch.no_grad()

@@ -473,3 +473,127 @@ def test_per_image_and_comparison_csv_defuse_formulas(tmp_path: Path, capsys: py
         cells = [cell for row in csv.reader(f) for cell in row]
     assert "'=HYPERLINK(run)" in cells
     assert not [cell for cell in cells if cell.startswith(("=", "+", "@", "\t", "\r"))]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 7. Bad input of every kind: one line, non-zero exit
+
+
+def damaged_exports(export_dir: Path, tmp_path: Path) -> dict[str, Path]:
+    """Copies of a good export, each broken one way."""
+    import shutil
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(export_dir, tmp_path / "exports" / name))
+
+    out = {}
+    out["truncated weights"] = copy("truncated")
+    truncate(out["truncated weights"] / "generator.safetensors")
+    out["wrong-shape weights"] = copy("shape")
+    save_export(build_colorizer("resnet_6blocks", ngf=4), ExportSpec(arch="resnet_6blocks", kwargs={"ngf": 4},
+                image_size=32, run="x"), tmp_path / "exports" / "ngf4")
+    (out["wrong-shape weights"] / "generator.safetensors").write_bytes(
+        (tmp_path / "exports" / "ngf4" / "generator.safetensors").read_bytes())
+    for name, text in (("json list", "[]"), ("json syntax", "{"),
+                       ("unknown arch", '{"format": "gan-color-export", "version": 1, "arch": "nope"}')):
+        spec = json.loads((export_dir / "generator.json").read_text())
+        out[name] = copy(name.replace(" ", "_"))
+        (out[name] / "generator.json").write_text(text if name != "unknown arch" else json.dumps(
+            {**spec, "arch": "nope"}))
+    out["unknown kwargs"] = copy("kwargs")
+    spec = json.loads((export_dir / "generator.json").read_text())
+    (out["unknown kwargs"] / "generator.json").write_text(json.dumps({**spec, "kwargs": {"ngf": "abc"}}))
+    return out
+
+
+def test_damaged_exports_are_one_line_errors(export_dir: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    data = colour_pngs(tmp_path / "photos")
+    for kind, folder in damaged_exports(export_dir, tmp_path).items():
+        capsys.readouterr()
+        assert cli_main(evaluate_args(folder, data, tmp_path / "out", "psnr_rgb_uint8")) == 2, kind
+        line = one_line_error(capsys.readouterr().err)
+        assert line.startswith("error: ") and str(folder) in line, (kind, line)
+        rc = cli_main(["human-eval", "export", "--models", str(folder), "--data", str(data), "--n", "2", "--out",
+                       str(tmp_path / f"he_{folder.name}"), "--size", "32", "--no-progress"])
+        assert rc == 2, kind
+        assert str(folder) in one_line_error(capsys.readouterr().err)
+
+
+def config_file(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"name: x\ndata: {size: 32\n", "YAML syntax error at line"),
+    ("name: caf\u00e9\n".encode("latin-1"), "not a UTF-8 text file"),
+    (b"", "is empty"),
+    (b"# only a comment\n", "is empty"),
+])
+def test_bad_config_files_are_one_line_errors(content: bytes, expected: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    path = config_file(tmp_path, "bad.yaml", content)
+    assert cli_main(["train", "--config", str(path), f"train.output_dir={tmp_path}"]) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert line.startswith("config error: ") and expected in line and str(path) in line
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model.kwargs.ngf=abc", "model.kwargs.ngf: expected a number"),
+    ("model.kwargs.ngf=0", "0 channels"),
+    ("discriminator.kwargs.ndf=0", "0 channels"),
+    ("model.name=unet_256", "cannot work on data.size=32 px images"),
+    ("train.num_probes=0", "train.num_probes must be >= 1"),
+    ("train.num_probes=-3", "train.num_probes must be >= 1"),
+    ("data.limit=-1", "data.limit must be >= 0"),
+    ("train.validate_every=-1", "train.validate_every must be >= 0"),
+    ("model.kwargs={a", "not valid YAML"),
+])
+def test_bad_values_are_one_line_errors(override: str, expected: str, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    assert cli_main(["train", "--config", str(TINY), f"train.output_dir={tmp_path}", override]) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert line.startswith("config error: ") and expected in line, line
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_mixed_precision_no_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli_main(["train", "--config", str(TINY), "--dry-run", "train.mixed_precision=no"]) == 0
+    assert "mixed_precision: 'no'" in capsys.readouterr().out  # the string "no", not YAML's false
+    path = config_file(tmp_path, "c.yaml", b"name: c\ntrain: {mixed_precision: no}\n")
+    assert load_config(path).train.mixed_precision == "no"
+
+
+@pytest.mark.parametrize("option, value, expected", [
+    ("--size", "2", "--size must be at least 16"), ("--limit", "-1", "--limit must be at least 0"),
+    ("--batch-size", "0", "--batch-size must be at least 1"),
+])
+def test_evaluate_numbers_out_of_range(option: str, value: str, expected: str, export_dir: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture) -> None:
+    data = colour_pngs(tmp_path / "photos")
+    args = evaluate_args(export_dir, data, tmp_path / "out", "psnr_rgb_uint8")
+    assert cli_main(args + [option, value]) == 2
+    assert expected in one_line_error(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("damage", ["no trials", "trial without id", "bad side"])
+def test_damaged_human_eval_key_is_one_line(damage: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from gan_color.eval.human_eval import KEY_FORMAT, KEY_VERSION
+
+    trial = {"id": "1", "task": "turing", "left": {"model": "m"}, "right": {"model": None}}
+    key = {"format": KEY_FORMAT, "version": KEY_VERSION, "package": "p", "models": [{"name": "m"}],
+           "trials": [trial]}
+    if damage == "no trials":
+        del key["trials"]
+    elif damage == "trial without id":
+        del trial["id"]
+    else:
+        trial["left"] = "m"
+    (tmp_path / "key.json").write_text(json.dumps(key))
+    (tmp_path / "answers.csv").write_text("trial,answer\n1,left\n")
+    rc = cli_main(["human-eval", "score", "--key", str(tmp_path / "key.json"), "--answers",
+                   str(tmp_path / "answers.csv")])
+    assert rc == 2
+    assert "damaged answer key" in one_line_error(capsys.readouterr().err)

@@ -297,7 +297,7 @@ def colorize_inputs(records: list[RunRecord], root: Path, files: list[str], *, s
     for record in records:
         try:
             colorizer = Colorizer.load(find_export(record.path), device=device)
-        except FileNotFoundError as err:
+        except (FileNotFoundError, ValueError) as err:  # no export, or a damaged one: the other columns still show
             print(f"warning: {record.name} left out of the image sheet: {err}", file=sys.stderr)
             continue
         fake_ab, _ = colorize_batch(colorizer, gray_l)

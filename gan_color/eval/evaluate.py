@@ -397,9 +397,23 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS)  # old name
 
 
+MIN_SIZE = 16  # the smallest crop the generators' downsampling takes (the same bound as data.size)
+
+
+def check_cli_numbers(args: argparse.Namespace) -> None:
+    """Numbers out of range are a ValueError saying which option and what it accepts."""
+    if args.size < MIN_SIZE:
+        raise ValueError(f"--size must be at least {MIN_SIZE} px, got {args.size}")
+    for option, value, low in (("--limit", args.limit, 0), ("--batch-size", args.batch_size, 1),
+                               ("--workers", args.workers, 0), ("--best-worst", args.best_worst, 0)):
+        if value < low:
+            raise ValueError(f"{option} must be at least {low}, got {value}")
+
+
 def run_cli(args: argparse.Namespace) -> int:
     names = [name for item in args.metrics for name in item.split(",") if name]
     try:
+        check_cli_numbers(args)
         for name in names:
             METRICS.get(name)
         export = find_export(args.model)

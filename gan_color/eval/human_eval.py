@@ -358,7 +358,34 @@ def load_key(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: not a gan-color human-eval key")
     if key.get("version") != KEY_VERSION:
         raise ValueError(f"{path}: key version {key.get('version')} is not supported (this gan-color reads 1)")
+    problem = key_problem(key)
+    if problem:
+        raise ValueError(f"{path}: damaged answer key ({problem}); use the key.json that export wrote")
     return key
+
+
+def key_problem(key: dict[str, Any]) -> str | None:
+    """What is missing or malformed in a key (None when scoring can use it)."""
+    if not isinstance(key.get("package"), str):
+        return "no 'package'"
+    models = key.get("models")
+    if not isinstance(models, list) or not all(isinstance(m, dict) and isinstance(m.get("name"), str)
+                                               for m in models):
+        return "'models' must be a list of {'name': ...}"
+    trials = key.get("trials")
+    if not isinstance(trials, list) or not trials:
+        return "no 'trials'"
+    names = {m["name"] for m in models}
+    for number, trial in enumerate(trials, 1):
+        if not isinstance(trial, dict) or not isinstance(trial.get("id"), str):
+            return f"trial {number} has no 'id'"
+        if trial.get("task") not in QUESTIONS:
+            return f"trial {trial['id']}: task must be one of {sorted(QUESTIONS)}"
+        for side in SIDES:
+            entry = trial.get(side)
+            if not isinstance(entry, dict) or "model" not in entry or entry["model"] not in names | {None}:
+                return f"trial {trial['id']}: '{side}' must name one of the key's models (or null for the photo)"
+    return None
 
 
 def _cell(value: Any) -> str:
