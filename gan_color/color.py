@@ -141,6 +141,33 @@ def _rgb_to_lab(rgb: Tensor) -> Tensor:
     return torch.stack([fy.mul(116.0).sub_(16.0), fx.sub(fy).mul_(500.0), fy.sub(fz).mul_(200.0)], dim=1)
 
 
+def rgb_to_lightness(rgb: Tensor) -> Tensor:
+    """CIE L [..., 1, H, W] of sRGB [..., 3, H, W] (or of gray [..., 1, H, W], meaning R = G = B), float in [0, 1] or
+    uint8: bit for bit `rgb_to_lab(rgb)[..., :1, :, :]` (of the gray expanded to 3 channels), at a fraction of the
+    cost: only Y is mixed and only its cube root taken; a gray input is decoded once, not three times."""
+    if rgb.dim() < 3 or rgb.shape[-3] not in (1, 3):
+        raise ValueError(f"rgb must be [B,3,H,W], [3,H,W] or one channel of gray, got shape {tuple(rgb.shape)}")
+    if rgb.dtype != torch.uint8 and not rgb.is_floating_point():
+        raise TypeError(f"rgb must be floating point in [0, 1] or uint8 in [0, 255], got {rgb.dtype}")
+    channels = rgb.shape[-3]
+    flat = rgb.reshape(-1, channels, rgb.shape[-2] * rgb.shape[-1])
+
+    def lightness(piece: Tensor) -> Tensor:
+        piece = piece.float().div_(255.0) if piece.dtype == torch.uint8 else _as_float(piece)
+        linear = _srgb_decode(piece)
+        c0, c1, c2 = linear.unbind(1) if channels == 3 else (linear[:, 0],) * 3
+        r0, r1, r2 = _XYZN_FROM_RGB[1]
+        y = c0.mul(r0).add_(c1, alpha=r1).add_(c2, alpha=r2)  # the Y row of `_mix`, same operations
+        return _cie_f(y[:, None]).mul_(116.0).sub_(16.0)
+
+    if flat.device.type != "cpu":
+        out = lightness(flat)
+    else:  # cache-sized pieces, as `_pointwise`
+        piece = max(1, _PIXELS_PER_PIECE // flat.shape[0])
+        out = torch.cat([lightness(p) for p in flat.split(piece, dim=2)], dim=2)
+    return out.reshape(*rgb.shape[:-3], 1, *rgb.shape[-2:])
+
+
 def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
     """CIE Lab ([B,3,H,W] or [3,H,W]) to sRGB; clipped to [0, 1] when `clip` (as skimage.color.lab2rgb always does).
 
@@ -167,18 +194,27 @@ GAMUT_TOLERANCE = 1e-5  # sRGB values this far outside [0, 1] are float error, n
 GAMUT_STEPS = 8  # bisection steps on the chroma scale: the kept chroma is within 1/256 of the largest in gamut
 
 
+def _outside(rgb: Tensor, low: float, high: float) -> Tensor:
+    """[B,3,...] -> [B,...]: any channel below `low` or above `high` (channel by channel: faster than .any(1))."""
+    c0, c1, c2 = rgb.unbind(1)
+    return (c0 < low) | (c0 > high) | (c1 < low) | (c1 > high) | (c2 < low) | (c2 > high)
+
+
 def lab_to_rgb_in_gamut(lightness: torch.Tensor, ab: torch.Tensor, steps: int = GAMUT_STEPS) -> torch.Tensor:
     """CIE L [B,1,H,W] + ab [B,2,H,W] -> sRGB in [0, 1] with L kept exactly: out-of-gamut pixels get their chroma
     scaled down (hue kept) until they fit, instead of clipping RGB, which would change their lightness."""
     rgb = lab_to_rgb(torch.cat([lightness, ab], 1), clip=False)
-    outside = ((rgb < -GAMUT_TOLERANCE) | (rgb > 1 + GAMUT_TOLERANCE)).any(1)  # [B, H, W]
+    outside = _outside(rgb, -GAMUT_TOLERANCE, 1 + GAMUT_TOLERANCE)  # [B, H, W]
     if not outside.any():
-        return rgb.clamp(0, 1)
-    l_px, ab_px = lightness[:, 0][outside], ab.permute(0, 2, 3, 1)[outside]  # [N], [N, 2]
+        return rgb.clamp_(0, 1)
+    # The out-of-gamut pixels as rows, [1, N] of L and [2, N] of ab: each bisection step is a few whole-array
+    # operations, with no per-step transposes or copies.
+    where = outside.nonzero(as_tuple=True)
+    l_px = _as_float(lightness[where[0], 0, where[1], where[2]])[None]
+    ab_px = _as_float(ab[where[0], :, where[1], where[2]]).T.contiguous()
 
-    def convert(scale: torch.Tensor, fn: Callable[[Tensor], Tensor]) -> torch.Tensor:  # pixels as [1, 3, N, 1]
-        lab = torch.cat([l_px[:, None], ab_px * scale[:, None]], 1).T[None, :, :, None]
-        return _pointwise(fn, _as_float(lab))[0, :, :, 0].T
+    def convert(scale: torch.Tensor, fn: Callable[[Tensor], Tensor]) -> torch.Tensor:  # -> [1, 3, N]
+        return _pointwise(fn, torch.cat([l_px, ab_px * scale], 0)[None, :, :, None])[..., 0]
 
     # The sRGB encoding is monotonic, so the bisection tests linear RGB against the encoded bounds' preimages and
     # skips the encoding's power function; only the final scale is encoded.
@@ -186,12 +222,12 @@ def lab_to_rgb_in_gamut(lightness: torch.Tensor, ab: torch.Tensor, steps: int = 
     low, high = torch.zeros_like(l_px), torch.ones_like(l_px)  # gray (scale 0) is always in gamut
     for _ in range(steps):
         mid = (low + high) / 2
-        candidate = convert(mid, _lab_to_linear_rgb)
-        fits = ((candidate >= bounds[0]) & (candidate <= bounds[1])).all(1)
-        low, high = torch.where(fits, mid, low), torch.where(fits, high, mid)
-    rgb = rgb.permute(0, 2, 3, 1).clone()
-    rgb[outside] = convert(low, _lab_to_rgb)
-    return rgb.permute(0, 3, 1, 2).clamp(0, 1)
+        fits = _outside(convert(mid, _lab_to_linear_rgb), *bounds).logical_not_().to(mid.dtype)
+        # where(fits, mid, low) and where(fits, high, mid), exactly (lerp returns its ends for weights 0 and 1),
+        # several times faster than torch.where on CPU
+        low, high = torch.lerp(low, mid, fits), torch.lerp(mid, high, fits)
+    rgb[where[0], :, where[1], where[2]] = convert(low, _lab_to_rgb)[0].T.to(rgb.dtype)
+    return rgb.clamp_(0, 1)
 
 
 def rgb_to_uint8(rgb: Tensor) -> Tensor:
@@ -231,6 +267,15 @@ def model_outputs_to_rgb(gray_l: Tensor, ab: Tensor) -> Tensor:
     """Normalized gray_l [B,1,H,W] and ab [B,2,H,W] -> sRGB [B,3,H,W] clipped to [0, 1]."""
     lab = torch.cat([denormalize_l(_as_float(gray_l)), denormalize_ab(_as_float(ab))], dim=-3)
     return lab_to_rgb(lab, clip=True)
+
+
+def gray_l_to_srgb(gray_l: Tensor) -> Tensor:
+    """Normalized L [..., 1, H, W] -> sRGB in [0, 1] of the neutral gray of that lightness (R = G = B, a = b = 0):
+    what an ImageNet network sees when shown the black-and-white photo. Plain torch ops: compiles, any device."""
+    f = (denormalize_l(_as_float(gray_l)) + 16.0) / 116.0
+    linear = torch.where(f > _DELTA, f.pow(3), (3.0 * _DELTA**2) * (f - 4.0 / 29.0))  # Y of D65 white = 1
+    encoded = 1.055 * linear.clamp(min=_SRGB_LINEAR_KNEE).pow(1.0 / 2.4) - 0.055
+    return torch.where(linear > _SRGB_LINEAR_KNEE, encoded, 12.92 * linear).clamp(0, 1)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -7,9 +7,12 @@ import argparse
 import logging
 import os
 import sys
+import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,6 @@ from gan_color.data.images import (
     default_workers,
     describe_error,
     list_images,
-    ordered_map,
 )
 from gan_color.inference import DECODE_METHODS, Colorizer
 
@@ -75,12 +77,28 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def _gray_values(image: Image.Image) -> np.ndarray:
-    """A single-channel image's values as float32 in [0, 1] by its nominal range (16-bit stays 16-bit precise)."""
+# Full-resolution work runs on horizontal strips of about this many pixels: temporaries stay small whatever the
+# image size, and every per-pixel step is independent, so strips give bit-identical results.
+STRIP_PIXELS = 1 << 20
+# Inputs larger than this are refused with a message before decoding (`--max-pixels`; 0 = no limit). Colorizing an
+# image holds at most about BYTES_PER_PIXEL bytes per pixel beyond the interpreter (measured: 15.8 for a 100 MP
+# JPEG, tests/test_colorize.py): its L (4, float32), the ab upsampled once, exactly as one pass would (8), the
+# uint8 output (3) and strips of STRIP_PIXELS. Before strips it was ~81.
+DEFAULT_MAX_PIXELS = 120_000_000
+BYTES_PER_PIXEL = 18
+# Images decoded or being finished at once are limited to this many pixels together (the first is always allowed:
+# a bigger image is processed alone), which bounds memory by the largest image, not by the batch or the folder.
+DEFAULT_WINDOW_PIXELS = 48_000_000
+
+
+def _gray_values(image: Image.Image, peak: float | None = None) -> np.ndarray:
+    """A single-channel image's values as float32 in [0, 1] by its nominal range (16-bit stays 16-bit precise).
+    `peak` is the whole image's maximum when `image` is a strip of it (the range is the image's, not the strip's)."""
     array = np.asarray(image).astype(np.float32)
     if image.mode.startswith("I;16"):
         return array / 65535.0
-    peak = float(array.max()) if array.size else 0.0
+    if peak is None:
+        peak = float(array.max()) if array.size else 0.0
     if image.mode == "F" and peak <= 1.0:
         return np.clip(array, 0.0, 1.0)
     if image.mode in ("I", "F") and peak > 255.0:
@@ -88,8 +106,18 @@ def _gray_values(image: Image.Image) -> np.ndarray:
     return array / 255.0
 
 
+def _strip_lightness(strip: Image.Image, peak: float | None) -> torch.Tensor:
+    """CIE L [1, h, w] of one strip of an image already in mode 1, L, I, F, I;16* or RGB."""
+    if strip.mode in ("1", "L", "I", "F") or strip.mode.startswith("I;16"):
+        gray = torch.from_numpy(_gray_values(strip.convert("L") if strip.mode == "1" else strip, peak))
+        return color.rgb_to_lightness(gray[None])  # one channel: gray, decoded once
+    rgb = torch.from_numpy(np.array(strip.convert("RGB"))).permute(2, 0, 1)  # uint8: rgb_to_lab scales it
+    return color.rgb_to_lightness(rgb)
+
+
 def to_gray(image: Image.Image) -> GrayImage:
-    """Upright (EXIF) Pillow image of any mode -> `GrayImage`. Colour inputs give their CIE L, as in training."""
+    """Upright (EXIF) Pillow image of any mode -> `GrayImage`. Colour inputs give their CIE L, as in training.
+    Converted strip by strip: beyond the decoded image, memory grows by the 4-byte L only."""
     image = ImageOps.exif_transpose(image)
     if image.mode == "P" or "transparency" in image.info:
         # palette / colour-key transparency -> a real alpha channel; palettes may hold colours, so go through RGB
@@ -97,20 +125,86 @@ def to_gray(image: Image.Image) -> GrayImage:
     alpha = None
     if image.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
         alpha = np.asarray(image.getchannel("A")).copy()
-        image = image.convert("L") if image.mode in ("LA", "La") else image.convert("RGB")
-    if image.mode in ("1", "L", "I", "F") or image.mode.startswith("I;16"):
-        gray = torch.from_numpy(_gray_values(image.convert("L") if image.mode == "1" else image))
-        rgb = gray.expand(3, *gray.shape)
-    else:
-        rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)  # uint8: rgb_to_lab scales it
-    lightness = color.rgb_to_lab(rgb.unsqueeze(0))[0, :1]
+    peak = None
+    if image.mode in ("I", "F"):
+        peak = float(image.getextrema()[1]) if image.width and image.height else 0.0
+    width, height = image.size
+    lightness = torch.empty(1, height, width)
+    rows = max(1, STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(height, top + rows)))
+        if strip.mode in ("LA", "La"):
+            strip = strip.convert("L")
+        elif strip.mode in ("PA", "RGBA", "RGBa"):
+            strip = strip.convert("RGB")
+        lightness[:, top: top + rows] = _strip_lightness(strip, peak)
     return GrayImage(lightness=lightness, alpha=alpha)
 
 
-def load_gray(path: str | os.PathLike) -> GrayImage:
+def load_gray(path: str | os.PathLike, *, max_pixels: int = 0) -> GrayImage:
     with Image.open(path) as image:
-        image.load()
+        check_pixels(image.size, max_pixels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is max_pixels
+            image.load()
         return to_gray(image)
+
+
+class TooLargeError(ValueError):
+    """An input above `--max-pixels`."""
+
+
+def check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if max_pixels and width * height > max_pixels:
+        raise TooLargeError(
+            f"{width}x{height} = {width * height / 1e6:.1f} MP exceeds --max-pixels {max_pixels} (colorizing needs "
+            f"about {BYTES_PER_PIXEL * width * height / 1e9:.1f} GB for it); raise --max-pixels or downscale it")
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header (no decode); (0, 0) when unreadable (decoding then says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except DECODE_ERRORS:
+        return 0, 0
+
+
+def _model_inputs(images: Sequence[GrayImage], size: int, device: torch.device) -> torch.Tensor:
+    return torch.cat([
+        F.interpolate(image.lightness[None].to(device), size=(size, size), mode="bilinear", antialias=True,
+                      align_corners=False)
+        for image in images
+    ])
+
+
+@torch.no_grad()
+def predict_small_ab(colorizer: Colorizer, images: Sequence[GrayImage], *, size: int | None = None,
+                     decode: str | None = None, temperature: float | None = None) -> torch.Tensor:
+    """The network's normalized ab [B, 2, size, size] for each image resized (whole) to size x size, in one batch."""
+    size = size or colorizer.spec.image_size
+    device = next(iter(colorizer.parameters()), torch.empty(0)).device
+    return colorizer(color.normalize_l(_model_inputs(images, size, device)), decode=decode, temperature=temperature)
+
+
+@torch.no_grad()
+def finish_uint8(image: GrayImage, ab: torch.Tensor) -> np.ndarray:
+    """Normalized ab [2, h, w] (any device) bilinearly upsampled onto the image's full-resolution L, gamut-mapped
+    and quantized: uint8 [H, W, 3]. The upsampled ab is made once (exactly as before); everything after it runs on
+    strips of STRIP_PIXELS, on ab's device, so temporaries do not grow with the image."""
+    lightness = image.lightness
+    height, width = lightness.shape[-2:]
+    full_ab = F.interpolate(ab[None], size=(height, width), mode="bilinear", align_corners=False)
+    out = np.empty((height, width, 3), np.uint8)
+    rows = max(1, STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        strip_l = lightness[None, :, top: top + rows].to(ab.device)
+        rgb = color.lab_to_rgb_in_gamut(strip_l, color.denormalize_ab(full_ab[:, :, top: top + rows]))
+        out[top: top + rows] = color.rgb_to_uint8(rgb[0]).permute(1, 2, 0).cpu().numpy()
+    return out
 
 
 @torch.no_grad()
@@ -118,17 +212,10 @@ def colorize_gray(colorizer: Colorizer, images: Sequence[GrayImage], *, size: in
                   decode: str | None = None, temperature: float | None = None) -> list[torch.Tensor]:
     """Colorize a batch of any-size images: each is resized (whole, to size x size) for the model in one batch, and
     the predicted ab is bilinearly upsampled back onto its own full-resolution L. Returns sRGB [3, H, W] in [0, 1]."""
-    size = size or colorizer.spec.image_size
-    device = next(iter(colorizer.parameters()), torch.empty(0)).device
-    small = torch.cat([
-        F.interpolate(image.lightness[None].to(device), size=(size, size), mode="bilinear", antialias=True,
-                      align_corners=False)
-        for image in images
-    ])
-    fake_ab = colorizer(color.normalize_l(small), decode=decode, temperature=temperature)
+    fake_ab = predict_small_ab(colorizer, images, size=size, decode=decode, temperature=temperature)
     outputs = []
     for image, ab in zip(images, fake_ab):
-        lightness = image.lightness[None].to(device)
+        lightness = image.lightness[None].to(ab.device)
         ab = F.interpolate(ab[None], size=lightness.shape[-2:], mode="bilinear", align_corners=False)
         outputs.append(color.lab_to_rgb_in_gamut(lightness, color.denormalize_ab(ab))[0].cpu())
     return outputs
@@ -210,11 +297,6 @@ def save_image(rgb: np.ndarray, alpha: np.ndarray | None, path: Path, *, quality
     return warning
 
 
-def _batched(items: Iterator, n: int) -> Iterator[list]:
-    while chunk := list(islice(items, n)):
-        yield chunk
-
-
 def colorize_paths(
     colorizer: Colorizer,
     inputs: Sequence[str | os.PathLike],
@@ -229,55 +311,168 @@ def colorize_paths(
     quality: int = 95,
     workers: int = 0,
     progress: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    window_pixels: int = DEFAULT_WINDOW_PIXELS,
 ) -> ColorizeReport:
-    """Colorize files and folders (recursive) into `out_dir`, mirroring relative paths. Bad files are logged and
-    listed in the report's `failed`; the rest are written. `side_by_side` writes [input | output] pairs instead."""
+    """Colorize files and folders (recursive) into `out_dir`, mirroring relative paths. Bad files (unreadable, above
+    `max_pixels`, unwritable) are logged and listed in the report's `failed`; the rest are written. `side_by_side`
+    writes [input | output] pairs instead.
+
+    A pipeline: threads decode (to full-resolution L) and finish (upsample ab, gamut map, quantize, encode, write)
+    while the main thread runs the network on batches of `batch_size`. Images in flight hold at most
+    `window_pixels` together, a bigger one alone, so memory is bounded by the largest image, not by the batch."""
     out_dir = Path(out_dir)
     report = ColorizeReport()
     files, report.failed = find_inputs(inputs, out_dir)
-    jobs = []
+    jobs = deque()
     for path, output, reason in plan_outputs(files, out_dir, image_format):
         (jobs.append((path, output)) if output else report.failed.append((path, reason)))
+    total = len(jobs)
+    workers = workers or default_workers()
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    if not max_pixels or (pillow_limit and max_pixels > pillow_limit):
+        Image.MAX_IMAGE_PIXELS = None  # Pillow's decompression-bomb guard would refuse what --max-pixels allows
+    try:
+        return _run_pipeline(colorizer, jobs, report, size=size, batch_size=batch_size, side_by_side=side_by_side,
+                             decode=decode, temperature=temperature, quality=quality, workers=workers,
+                             progress=progress, max_pixels=max_pixels, window_pixels=window_pixels, total=total)
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
 
-    def load(job: tuple[Path, Path]) -> tuple[Path, Path, GrayImage | str]:
-        try:
-            return job[0], job[1], load_gray(job[0])
-        except DECODE_ERRORS as err:
-            return job[0], job[1], describe_error(err)
 
-    # Decode on threads with at most two batches in flight: full-resolution photos are large.
-    loaded = ordered_map(load, jobs, workers or default_workers(), window=2 * batch_size)
-    with tqdm(total=len(jobs), desc="colorize", unit="img", disable=not progress) as bar:
-        for chunk in _batched(loaded, batch_size):
-            for path, _, image in chunk:
+def _run_pipeline(colorizer: Colorizer, jobs: deque, report: ColorizeReport, *, size: int | None, batch_size: int,
+                  side_by_side: bool, decode: str | None, temperature: float | None, quality: int, workers: int,
+                  progress: bool, max_pixels: int, window_pixels: int, total: int) -> ColorizeReport:
+    pipeline = _Pipeline(workers, window_pixels=window_pixels, max_images=2 * batch_size + workers)
+    finish = partial(_finish_one, side_by_side=side_by_side, quality=quality)
+    with pipeline, tqdm(total=total, desc="colorize", unit="img", disable=not progress) as bar:
+        batch: list[tuple[Path, Path, int, GrayImage]] = []
+        while jobs or pipeline.decoding or batch:
+            while jobs:  # decode ahead while the pixel budget has room
+                if len(jobs[0]) == 2:
+                    jobs[0] = (*jobs[0], image_size(jobs[0][0]))  # header only, read once
+                path, output, (width, height) = jobs[0]
+                if not pipeline.admits(width * height):
+                    break
+                jobs.popleft()
+                try:
+                    check_pixels((width, height), max_pixels)
+                except TooLargeError as err:  # refused before any decoding
+                    report.failed.append((path, str(err)))
+                    bar.update(1)
+                    continue
+                pipeline.decode(path, output, width * height, partial(load_gray, path, max_pixels=max_pixels))
+            if pipeline.decoding:
+                path, output, pixels, image = pipeline.next_decoded()
                 if isinstance(image, str):
                     report.failed.append((path, image))
-            good = [(path, output, image) for path, output, image in chunk if not isinstance(image, str)]
-            rgbs = colorize_gray(colorizer, [image for *_, image in good], size=size, decode=decode,
-                                 temperature=temperature) if good else []
-            for (path, output, image), rgb in zip(good, rgbs):
-                _write_one(report, path, output, image, rgb, side_by_side=side_by_side, quality=quality)
-            bar.update(len(chunk))
+                    pipeline.release(pixels)
+                    bar.update(1)
+                else:
+                    batch.append((path, output, pixels, image))
+            # Run the network on a full batch, or on what there is when nothing more can arrive without room.
+            if batch and (len(batch) >= batch_size or not pipeline.decoding):
+                fake_ab = predict_small_ab(colorizer, [image for *_, image in batch], size=size, decode=decode,
+                                           temperature=temperature)
+                for (path, output, pixels, image), ab in zip(batch, fake_ab):
+                    pipeline.finish(pixels, partial(finish, path, output, image, ab))
+                batch = []
+            bar.update(_record(report, pipeline.collect(wait=not pipeline.decoding and not batch and bool(jobs))))
+        bar.update(_record(report, pipeline.collect(wait=True, everything=True)))
     for path, reason in report.failed:
         logger.warning("skipped %s: %s", path, reason)
     return report
 
 
-def _write_one(report: ColorizeReport, path: Path, output: Path, image: GrayImage, rgb: torch.Tensor, *,
-               side_by_side: bool, quality: int) -> None:
-    array, alpha = to_uint8(rgb), image.alpha
-    if side_by_side:
-        array = np.concatenate([to_uint8(gray_rgb(image)), array], axis=1)
-        alpha = None if alpha is None else np.concatenate([alpha, alpha], axis=1)
+def _record(report: ColorizeReport, results: list[tuple[Path, Path | None, str]]) -> int:
+    """Finished images into the report, in input order: (input, output, warning) or (input, None, reason)."""
+    for path, output, message in results:
+        if output is None:
+            report.failed.append((path, message))
+            continue
+        if message:
+            logger.warning(message)
+            report.warnings.append(message)
+        report.written.append((path, output))
+    return len(results)
+
+
+class _Pipeline:
+    """Decode and finish tasks on a thread pool (inline with one worker), in order, under a pixel budget."""
+
+    def __init__(self, workers: int, *, window_pixels: int, max_images: int) -> None:
+        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        self.window_pixels, self.max_images = window_pixels, max_images
+        self.pixels, self.images = 0, 0
+        self.decoding: deque[tuple[Path, Path, int, Future]] = deque()
+        self.finishing: deque[tuple[int, Future]] = deque()
+
+    def __enter__(self) -> _Pipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self, fn) -> Future:
+        if self.pool is not None:
+            return self.pool.submit(fn)
+        future: Future = Future()
+        try:
+            future.set_result(fn())
+        except BaseException as err:  # noqa: BLE001 - delivered to the caller through the future, as a pool would
+            future.set_exception(err)
+        return future
+
+    def admits(self, pixels: int) -> bool:
+        """Room for one more image: always when nothing is in flight (a big image goes alone)."""
+        return self.images == 0 or (self.pixels + pixels <= self.window_pixels and self.images < self.max_images)
+
+    def decode(self, path: Path, output: Path, pixels: int, load) -> None:
+        def task() -> GrayImage | str:
+            try:
+                return load()
+            except DECODE_ERRORS as err:
+                return str(err) if isinstance(err, TooLargeError) else describe_error(err)
+
+        self.pixels, self.images = self.pixels + pixels, self.images + 1
+        self.decoding.append((path, output, pixels, self._submit(task)))
+
+    def next_decoded(self) -> tuple[Path, Path, int, GrayImage | str]:
+        path, output, pixels, future = self.decoding.popleft()
+        return path, output, pixels, future.result()
+
+    def release(self, pixels: int) -> None:
+        self.pixels, self.images = self.pixels - pixels, self.images - 1
+
+    def finish(self, pixels: int, fn) -> None:
+        self.finishing.append((pixels, self._submit(fn)))
+
+    def collect(self, *, wait: bool, everything: bool = False) -> list:
+        """Results of finished images, in order, releasing their pixels; with `wait`, block for the oldest one
+        (for all with `everything`)."""
+        results = []
+        while self.finishing and (self.finishing[0][1].done() or wait):
+            pixels, future = self.finishing.popleft()
+            results.append(future.result())
+            self.release(pixels)
+            wait = everything
+        return results
+
+
+def _finish_one(path: Path, output: Path, image: GrayImage, ab: torch.Tensor, *, side_by_side: bool,
+                quality: int) -> tuple[Path, Path | None, str]:
+    """Full-resolution colour, encode and write of one image (on a pool thread): (input, output, warning), or
+    (input, None, reason) when it could not be made or written."""
     try:
-        warning = save_image(array, alpha, output, quality=quality)
-    except (OSError, ValueError) as err:
-        report.failed.append((path, f"cannot write {output}: {describe_error(err)}"))
-        return
-    if warning:
-        logger.warning(warning)
-        report.warnings.append(warning)
-    report.written.append((path, output))
+        array, alpha = finish_uint8(image, ab), image.alpha
+        if side_by_side:
+            array = np.concatenate([to_uint8(gray_rgb(image)), array], axis=1)
+            alpha = None if alpha is None else np.concatenate([alpha, alpha], axis=1)
+        image.lightness = torch.empty(0)  # the full-resolution L is no longer needed: free it before encoding
+        return path, output, save_image(array, alpha, output, quality=quality)
+    except (OSError, ValueError, RuntimeError) as err:  # RuntimeError: e.g. torch out of memory on this image
+        return path, None, f"cannot write {output}: {describe_error(err)}"
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -295,15 +490,20 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decode", choices=DECODE_METHODS, default=None,
                         help="classification models: how ab is read from the bin distribution (default: the export's)")
     parser.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature (Zhang et al.)")
-    parser.add_argument("--workers", type=int, default=0, help="image decoding threads (0 = automatic)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="threads decoding, finishing and encoding images (0 = automatic)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=f"refuse (with a message, continuing with the others) inputs above this many pixels; "
+                             f"colorizing holds about {BYTES_PER_PIXEL} bytes per pixel of the largest image "
+                             f"(default {DEFAULT_MAX_PIXELS}; 0 = no limit)")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Exit status 0 when every input was colorized, 1 when any failed (or none was found), 2 on a bad model/args."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.batch_size < 1 or (args.size is not None and args.size < 1):
-        print("error: --batch-size and --size must be positive", file=sys.stderr)
+    if args.batch_size < 1 or (args.size is not None and args.size < 1) or args.max_pixels < 0:
+        print("error: --batch-size and --size must be positive, --max-pixels >= 0", file=sys.stderr)
         return 2
     try:
         colorizer = Colorizer.load(args.model, device=resolve_device(args.device))
@@ -313,7 +513,7 @@ def run_cli(args: argparse.Namespace) -> int:
     report = colorize_paths(
         colorizer, args.inputs, args.out, size=args.size, batch_size=args.batch_size, image_format=args.image_format,
         side_by_side=args.side_by_side, decode=args.decode, temperature=args.temperature, quality=args.quality,
-        workers=args.workers, progress=not args.no_progress,
+        workers=args.workers, progress=not args.no_progress, max_pixels=args.max_pixels,
     )
     print(report.summary())
     if report.written:

@@ -165,3 +165,87 @@ def test_side_by_side_and_missing_input(tmp_path: Path, rainbow: Colorizer) -> N
     assert pair.shape == (17, 66, 3)
     np.testing.assert_array_equal(pair[:, :33, 0], ramp)  # left half is the input as the model saw it
     assert pair[:, :33].std(axis=2).max() == 0 and pair[:, 33:].std(axis=2).max() > 10
+
+
+def test_max_pixels_refuses_one_file_with_a_message_and_writes_the_others(tmp_path: Path, rainbow: Colorizer):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray((gradient(40, 30) * 255).astype(np.uint8)).save(src / "big.png")  # 1200 pixels
+    Image.fromarray((gradient(20, 12) * 255).astype(np.uint8)).save(src / "small.png")  # 240 pixels
+    report = colorize_paths(rainbow, [src], tmp_path / "out", max_pixels=1000, progress=False)
+    assert [p.name for p, _ in report.written] == ["small.png"]
+    [(path, reason)] = report.failed
+    assert path.name == "big.png" and "40x30" in reason and "--max-pixels 1000" in reason
+    assert colorize_paths(rainbow, [src], tmp_path / "all", max_pixels=0, progress=False).ok
+
+
+def test_images_beyond_the_pixel_window_go_alone_with_identical_output(tmp_path: Path, run_dir: Path, monkeypatch):
+    from gan_color import colorize
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        Image.fromarray((np.roll(gradient(40, 30), 7 * i, axis=1) * 255).astype(np.uint8)).save(src / f"{i}.png")
+    model = Colorizer.load(run_dir)
+    colorize_paths(model, [src], tmp_path / "together", batch_size=1, progress=False)
+    batches = []
+    real = colorize.predict_small_ab
+    monkeypatch.setattr(colorize, "predict_small_ab", lambda c, images, **kw: batches.append(len(images)) or real(
+        c, images, **kw))
+    report = colorize_paths(model, [src], tmp_path / "alone", batch_size=4, window_pixels=1500, progress=False)
+    assert report.ok and batches == [1] * 5  # 1200-pixel images, a 1500-pixel window: one at a time
+    for i in range(5):  # batch 1 both times: the same network input, so the same bytes
+        assert (tmp_path / "alone" / f"{i}.png").read_bytes() == (tmp_path / "together" / f"{i}.png").read_bytes()
+
+
+def test_strips_give_the_same_pixels_as_one_pass(tmp_path: Path, rainbow: Colorizer, monkeypatch):
+    from gan_color import colorize
+
+    ramp = (gradient(97, 61) * 255).round().astype(np.uint8)
+    Image.fromarray(np.stack([ramp, ramp[::-1], ramp[:, ::-1]], axis=2)).save(tmp_path / "in.png")
+    image = load_gray(tmp_path / "in.png")
+    ab = rainbow(color.normalize_l(torch.zeros(1, 1, 16, 16)))[0]
+    whole = colorize.finish_uint8(image, ab)
+    monkeypatch.setattr(colorize, "STRIP_PIXELS", 97 * 5 + 3)  # strips of 5 rows, the last one short
+    np.testing.assert_array_equal(colorize.finish_uint8(image, ab), whole)
+    assert torch.equal(load_gray(tmp_path / "in.png").lightness, image.lightness)
+
+
+PEAK_SCRIPT = """
+import resource, sys, torch
+from torch import nn
+from gan_color.colorize import colorize_paths
+from gan_color.inference import Colorizer, ExportSpec
+
+class Sepia(nn.Module):
+    def forward(self, gray_l):
+        return torch.tensor([0.05, 0.15]).view(1, 2, 1, 1).expand(gray_l.shape[0], 2, *gray_l.shape[2:])
+
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # the interpreter with torch and gan_color
+report = colorize_paths(Colorizer(Sepia(), ExportSpec(arch="sepia", kwargs={}, image_size=64)), [sys.argv[1]],
+                        sys.argv[2], progress=False)
+assert report.ok, report.summary()
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # opening the 100 MP result to check it
+def test_peak_memory_of_a_100_megapixel_photo_is_bounded(tmp_path: Path):
+    """Before strips and the pixel window, one 144 MP JPEG peaked at 11.7 GB (~81 bytes per pixel). Now the peak
+    grows by at most BYTES_PER_PIXEL (18) per pixel over the interpreter's own (about 1 GB with torch): < 2.8 GB."""
+    import subprocess
+    import sys
+
+    from gan_color.colorize import BYTES_PER_PIXEL
+
+    side = 10_000
+    x = np.linspace(0, 255, side, dtype=np.float32)
+    Image.fromarray((x[None, :] * 0.7 + x[:, None] * 0.3).astype(np.uint8)).save(tmp_path / "huge.jpg", quality=80)
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(tmp_path / "huge.jpg"), str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=300, check=True)
+    before, peak = map(int, out.stdout.split()[-2:])
+    assert peak - before < BYTES_PER_PIXEL * side * side, f"{(peak - before) / side**2:.1f} bytes per pixel"
+    assert peak < before + 2_000_000_000
+    with Image.open(tmp_path / "out" / "huge.jpg") as result:
+        assert result.size == (side, side) and result.mode == "RGB"
