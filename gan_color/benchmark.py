@@ -670,6 +670,33 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def markdown_tables(result: dict[str, Any]) -> str:
+    """The variant rows of a result as the Markdown table of docs/benchmarks.md: one row per variant, one column
+    per (size, batch), each cell images/s with the ratio to `reference` and to `fp32` of the same run."""
+    rows = [Row(**row) for row in result.get("variants", [])]
+    columns = sorted({(r.size, r.batch_size) for r in rows}, key=lambda c: (-c[0], -c[1]))
+    if not columns:
+        return "(no variant rows)"
+    lines = ["| variant | " + " | ".join(f"{size} px, batch {batch}" for size, batch in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for name in dict.fromkeys(r.name for r in rows):
+        cells = []
+        for size, batch in columns:
+            row = next((r for r in rows if (r.name, r.size, r.batch_size) == (name, size, batch)), None)
+            if row is None or row.images_per_sec is None:
+                cells.append("not run" if row is not None and row.note == NOT_RUN else "-")
+            elif name == REFERENCE:
+                cells.append(f"**{row.images_per_sec:.3g}** img/s")
+            else:
+                vs_fp32 = row.extra.get("vs_fp32")
+                cells.append(f"{row.images_per_sec:.3g} ({row.ratio:.2f}x" + (f", {vs_fp32:.2f}x fp32)"
+                                                                            if name != "fp32" and vs_fp32 else ")"))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    skipped = {r.name: r.note for r in rows if r.images_per_sec is None and r.note and r.note != NOT_RUN}
+    lines += [""] + [f"- {name}: {note}" for name, note in skipped.items()]
+    return "\n".join(lines)
+
+
 def benchmark(settings: Settings, *, log: Callable[[str], None] = print,
               json_path: str | Path | None = None) -> dict[str, Any]:
     """Run the selected sections in the order of `settings.only`; returns {"environment", "settings", "rows",
@@ -797,6 +824,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                              "be several times faster than the default: threads wait on each other")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="sections to run, in this order (default: all)")
     parser.add_argument("--json", help="write the results here (after every section, so nothing measured is lost)")
+    parser.add_argument("--table", metavar="JSON", help="measure nothing: print the variants of an earlier --json "
+                                                       "result as the Markdown table of docs/benchmarks.md")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -814,6 +843,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    if args.table:
+        try:
+            print(markdown_tables(json.loads(Path(args.table).read_text())))
+        except (OSError, ValueError, TypeError) as err:
+            print(f"error: cannot read {args.table}: {err}", file=sys.stderr)
+            return 2
+        return 0
     settings = settings_from_args(args)
     bad = [name for name in ("steps", "repeats", "batch_size", "data_images") if getattr(settings, name) < 1]
     if bad or settings.warmup < 0 or settings.threads < 0 or any(s < 16 for s in settings.sizes):

@@ -202,3 +202,11 @@ def test_gpu_preset_command_parses():
     assert settings.variant_sizes == [256, 128, 64] and settings.variant_batch_sizes == [16, 1]
     assert settings.budget and settings.budget < 480 and settings.generators == ["resnet_9blocks"]
     assert settings.only[0] == "variants" and settings.ngf is None
+
+
+def test_markdown_table_of_the_variants(result, tmp_path, capsys):
+    text = benchmark.markdown_tables(result)
+    assert "| reference | **" in text and "x fp32)" in text and "32 px, batch 2" in text
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    assert main(["benchmark", "--table", str(tmp_path / "r.json")]) == 0
+    assert capsys.readouterr().out.startswith("| variant |")
