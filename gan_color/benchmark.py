@@ -206,14 +206,17 @@ def train_config(config: Path | None, overrides: list[str], *, size: int, settin
     base = [f"data.size={size}", f"data.batch_size={batch_size}", "data.num_workers=0", "data.train=embedded",
             "data.val=", f"data.embedded_length={max(2 * batch_size, 8)}", "train.num_probes=1",
             "train.validate_every=0", "train.resume=never", f"train.output_dir={workdir}", "tracking.wandb=false",
-            "tracking.tensorboard=false", "train.mixed_precision='no'", "train.channels_last=false",
-            "train.compile=false", "optim.steps=100000", "optim.decay_steps=0"]
+            "tracking.tensorboard=false", "train.channels_last=false", "train.compile=false", "optim.steps=100000",
+            "optim.decay_steps=0"]
     cfg = load_config(config, [*base, *overrides])
     from gan_color.registry import OBJECTIVES
 
     uses_d = getattr(OBJECTIVES.get(cfg.objective.name), "uses_discriminator", False)
     extra = width_overrides(cfg.model.name, ngf=settings.ngf, ndf=settings.ndf, uses_discriminator=uses_d)
-    return load_config(config, [*base, *overrides, *extra]) if extra else cfg
+    cfg = load_config(config, [*base, *overrides, *extra]) if extra else cfg
+    if not any(o.startswith("train.mixed_precision=") for o in overrides):
+        cfg.train.mixed_precision = "no"  # fp32 unless the case says otherwise, whatever its YAML asks for
+    return cfg
 
 
 def measure_train(cfg: Any, *, device: torch.device, warmup: int, steps: int) -> tuple[float, dict[str, Any]]:
