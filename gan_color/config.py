@@ -22,8 +22,10 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    train: str = "embedded"  # an image folder, a prepare-data cache, 'embedded', or a named torchvision dataset
-    val: str = ""  # held-out folder for probes/validation; '' = a fixed slice of `train`
+    train: str = "embedded"  # image folder(s), prepare-data cache(s), 'embedded' or a named dataset; ',' joins several
+    val: str = ""  # held-out folder for probes/validation; '' = the seeded held-out split of `train` (`holdout`)
+    holdout: float = 0.02  # without `val`: this fraction of `train`'s images (at least one) never trains
+    holdout_seed: int = 0  # the split's seed (independent of `seed`, so every run of a dataset holds out the same)
     size: int = 64  # training crop size in px
     batch_size: int = 16
     num_workers: int = 2
@@ -37,6 +39,7 @@ class DataConfig:
 class NetworkConfig:
     name: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)
+    init: str = ""  # model only: start from this export's weights (a run folder, an export, or a shipped model name)
 
 
 @dataclass
@@ -250,6 +253,8 @@ def validate(cfg: Config) -> None:
     need(cfg.data.size >= 16 and cfg.data.size % 4 == 0, f"data.size must be a multiple of 4, >= 16: {cfg.data.size}")
     need(cfg.data.batch_size >= 1, f"data.batch_size must be >= 1: {cfg.data.batch_size}")
     need(cfg.data.num_workers >= 0, f"data.num_workers must be >= 0: {cfg.data.num_workers}")
+    need(0 <= cfg.data.holdout < 1, f"data.holdout must lie in [0, 1) (a fraction of data.train): {cfg.data.holdout}")
+    need(not cfg.discriminator.init, "discriminator.init is not supported (only model.init: fine-tune a generator)")
     need(cfg.optim.steps >= 1, f"optim.steps must be >= 1: {cfg.optim.steps}")
     need(0 <= cfg.optim.decay_steps <= cfg.optim.steps,
          f"optim.decay_steps ({cfg.optim.decay_steps}) must lie in [0, optim.steps ({cfg.optim.steps})]: the "

@@ -74,17 +74,30 @@ def save_export(model: nn.Module, spec: ExportSpec, directory: str | os.PathLike
     return directory
 
 
+# Models that ship inside the package (gan_color/zoo/<name>/: generator.json, generator.safetensors, MODEL_CARD.md).
+ZOO_DIR = Path(__file__).parent / "zoo"
+
+
+def shipped_models() -> list[str]:
+    """Names of the models inside the package, e.g. 'gan-color-base' (`--model gan-color-base`)."""
+    return sorted(p.name for p in ZOO_DIR.iterdir() if (p / SPEC_NAME).is_file()) if ZOO_DIR.is_dir() else []
+
+
 def find_export(path: str | os.PathLike) -> Path:
-    """Resolve a run folder, an export folder, or a path to generator.json/.safetensors to the export folder."""
+    """Resolve a shipped model's name, a run folder, an export folder, or a path to generator.json/.safetensors to
+    the export folder. A local folder of the same name as a shipped model wins."""
+    if not Path(path).exists() and str(path) in shipped_models():
+        return ZOO_DIR / str(path)
     path = Path(path)
     if path.is_file() and path.name in (WEIGHTS_NAME, SPEC_NAME):
         path = path.parent
     for candidate in (path, path / "export"):
         if (candidate / SPEC_NAME).is_file() and (candidate / WEIGHTS_NAME).is_file():
             return candidate
+    shipped = ", ".join(shipped_models()) or "none"
     raise FileNotFoundError(
         f"no model export at {str(path)!r}: expected {SPEC_NAME} and {WEIGHTS_NAME} in it or in its 'export/' "
-        "folder (a training run writes them at the end and at every checkpoint)"
+        f"folder (a training run writes them at the end and at every checkpoint), or a shipped model ({shipped})"
     )
 
 

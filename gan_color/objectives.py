@@ -23,6 +23,7 @@ class Objective:
     uses_discriminator: bool = False
     output: str = "ab"  # what the network's raw output is (see gan_color.inference.ExportSpec)
     in_channels: int = 1
+    step: int = 0  # set by the training loop before each `training_step`: the number of steps already taken
 
     def model_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Constructor kwargs of the colorizer with the channel counts this objective implies filled in."""
@@ -57,20 +58,39 @@ def set_requires_grad(network: nn.Module, flag: bool) -> None:
 
 @OBJECTIVES.register("pix2pix")
 class Pix2PixObjective(Objective):
-    """Isola et al. 2017: conditional GAN loss + lambda * L1, D and G updated alternately (D loss halved)."""
+    """Isola et al. 2017: conditional GAN loss + lambda * L1, D and G updated alternately (D loss halved).
+
+    Two optional phases before it (DeOldify's "NoGAN"): for the first `gan_start` steps G learns from lambda * L1
+    alone and D rests; for the next `d_warmup` steps D learns to tell that G's fakes from real colours while G
+    rests. The adversarial game then starts from a G that already colours plausibly and a D that already sees why
+    not, instead of from two random networks (whose early game paints blotches). Both 0 = the paper's recipe.
+    """
 
     uses_discriminator = True
 
-    def __init__(self, *, gan_mode: str = "lsgan", lambda_l1: float = 100.0) -> None:
+    def __init__(self, *, gan_mode: str = "lsgan", lambda_l1: float = 100.0, gan_start: int = 0,
+                 d_warmup: int = 0) -> None:
         if gan_mode not in ("lsgan", "vanilla"):
             raise ValueError(f"gan_mode must be 'lsgan' or 'vanilla', got {gan_mode!r}")
+        if gan_start < 0 or d_warmup < 0:
+            raise ValueError(f"gan_start and d_warmup are step counts >= 0, got {gan_start} and {d_warmup}")
         self.gan_loss: GANLoss = LOSSES.build(gan_mode)
         self.lambda_l1 = lambda_l1
+        self.gan_start, self.d_warmup = gan_start, d_warmup
+
+    def phase(self) -> str:
+        """'l1' (G alone on L1), 'd_warmup' (D alone) or 'gan' for the step about to be taken."""
+        if self.step < self.gan_start:
+            return "l1"
+        return "d_warmup" if self.step < self.gan_start + self.d_warmup else "gan"
 
     def training_step(self, batch, networks, optimizers, accelerator):
+        phase = self.phase()
+        if phase == "l1":
+            return self.l1_step(batch, networks, optimizers, accelerator)
         generator, discriminator = networks["generator"], networks["discriminator"]
         gray_l, real_ab = batch["gray_l"], batch["real_ab"]
-        with accelerator.autocast():
+        with accelerator.autocast(), torch.set_grad_enabled(phase == "gan"):
             fake_ab = generator(gray_l)
 
         # D step on detached fakes. Real and fake pairs go through D in one batch: one DDP forward per backward,
@@ -85,6 +105,9 @@ class Pix2PixObjective(Objective):
         loss_d = 0.5 * (loss_d_fake + loss_d_real)  # pix2pix halves D's loss to slow D relative to G
         accelerator.backward(loss_d)
         optimizers["discriminator"].step()
+        if phase == "d_warmup":
+            return {"loss/D_real": loss_d_real.detach(), "loss/D_fake": loss_d_fake.detach(),
+                    "loss/D": loss_d.detach()}
 
         # G step with D frozen. D's gradients are not needed, so G's pass goes through the unwrapped D: no DDP
         # reduction is armed for a backward that never reaches D's parameters.
@@ -107,6 +130,16 @@ class Pix2PixObjective(Objective):
             "loss/G_L1": loss_g_l1.detach(),
             "loss/G": loss_g.detach(),
         }
+
+    def l1_step(self, batch, networks, optimizers, accelerator):
+        """NoGAN pre-training: G on lambda * L1 alone (the same L1 term the GAN phase keeps)."""
+        optimizers["generator"].zero_grad(set_to_none=True)
+        with accelerator.autocast():
+            fake_ab = networks["generator"](batch["gray_l"])
+        loss_g_l1 = F.l1_loss(fake_ab.float(), batch["real_ab"].float())
+        accelerator.backward(self.lambda_l1 * loss_g_l1)
+        optimizers["generator"].step()
+        return {"loss/G_L1": loss_g_l1.detach()}
 
     @classmethod
     def check_config(cls, cfg: Any) -> str | None:

@@ -456,14 +456,15 @@ def evaluate_all(args: argparse.Namespace, results: list[ModelResult], heldout: 
     """Score every model and the gray reference on the held-out folder; returns the reference."""
     from gan_color.inference import Colorizer
 
-    options = dict(size=args.size, metrics=args.metrics, device=args.device, allow_download=not args.no_download,
+    eval_size = args.eval_size or args.size
+    options = dict(size=eval_size, metrics=args.metrics, device=args.device, allow_download=not args.no_download,
                    fid_cache=Path(args.work) / "fid_cache")
     for r in results:
         log(f"evaluating {r.name}")
         scored = evaluate_model(Colorizer.load(r.run_dir), heldout, r.run_dir / "eval" / HELDOUT, **options)
         r.metrics, r.unavailable, r.sem = scored["metrics"], scored["unavailable"], standard_errors(scored)
         r.per_image = {row["file"]: row for row in scored["per_image"]}
-    scored = evaluate_model(gray_reference(args.size), heldout, Path(args.work) / "gray_reference" / "eval" / HELDOUT,
+    scored = evaluate_model(gray_reference(eval_size), heldout, Path(args.work) / "gray_reference" / "eval" / HELDOUT,
                             best_worst=False, **options)
     reference = ModelResult("gray input (ab = 0)", "", None, {}, metrics=scored["metrics"],
                             unavailable=scored["unavailable"])
@@ -480,7 +481,8 @@ def make_results(args: argparse.Namespace, command: str, log=print) -> Path:
     split = make_split(args.data, work / "split", train=args.train, heldout=args.heldout, seed=args.seed)
     results = train_all(args, split, log)
     reference = evaluate_all(args, results, split[HELDOUT], log)
-    images = write_images(results, split[HELDOUT], out / "results", size=args.size, count=args.sheet_images,
+    eval_size = args.eval_size or args.size
+    images = write_images(results, split[HELDOUT], out / "results", size=eval_size, count=args.sheet_images,
                           cell=args.cell, device=args.device)
     train_images = len(FolderDataset(split["train"], size=args.size, train=True, to_lab=False, drop_grayscale=True))
     device = resolve_device("auto" if args.device == "auto" else args.device)
@@ -489,6 +491,7 @@ def make_results(args: argparse.Namespace, command: str, log=print) -> Path:
                "data": args.data, "seed": args.seed, "train": args.train, "heldout": args.heldout,
                "work": args.work, "train_images": train_images, "eval_images": reference.training.pop("eval_images"),
                "steps": args.steps, "batch_size": args.batch_size, "size": args.size,
+               "eval_size": eval_size,
                "notes": kept_notes(out / "results.md"), "python": platform.python_version()}
     payload = {"context": {k: v for k, v in context.items() if k != "notes"},
                "models": [{"name": r.name, "config": r.config, "description": r.description,
@@ -507,7 +510,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="image folder to split (e.g. ../shared/data/imagenet-1k-sample)")
     parser.add_argument("--out", default="docs", help="writes OUT/results.md and OUT/results/ (default: docs)")
     parser.add_argument("--work", default="runs/results", help="split, run folders, FID cache (default: runs/results)")
-    parser.add_argument("--size", type=int, default=64, help="training and evaluation size in px")
+    parser.add_argument("--size", type=int, default=64, help="training (and, without --eval-size, evaluation) size")
+    parser.add_argument("--eval-size", type=int, default=0, help="evaluation size in px (0 = --size)")
     parser.add_argument("--steps", type=int, default=200, help="optimisation steps per model (the shared budget)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per step for every model")
     parser.add_argument("--train", type=int, default=900, help="training images in the split")

@@ -16,14 +16,15 @@ import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
 from gan_color import checkpoint as ckpt
 from gan_color import color, fast
 from gan_color.config import Config, ConfigError, load_config, save_config, to_dict
-from gan_color.data import add_lab, build_dataset
-from gan_color.inference import ExportSpec, raw_to_ab, save_export
+from gan_color.data import add_lab, build_dataset, holdout_keys, split_dataset
+from gan_color.inference import WEIGHTS_NAME, ExportSpec, find_export, load_spec, raw_to_ab, save_export
 from gan_color.loader import make_train_loader
 from gan_color.models import build_colorizer, build_discriminator
 from gan_color.objectives import Objective
@@ -39,6 +40,8 @@ from gan_color.sampling import (
     render_grid,
 )
 from gan_color.tracking import JsonlLogger, flatten, init_trackers, load_tracking, requested_trackers
+
+HOLDOUT_LIST = "holdout.txt"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -110,6 +113,8 @@ def has_accelerator() -> bool:
 
 def build_networks(cfg: Config, objective: Objective) -> dict[str, nn.Module]:
     networks = {"generator": build_colorizer(cfg.model.name, **objective.model_kwargs(cfg.model.kwargs))}
+    if cfg.model.init:
+        init_generator(networks["generator"], cfg)
     if objective.uses_discriminator:
         networks["discriminator"] = build_discriminator(cfg.discriminator.name, **cfg.discriminator.kwargs)
     if cfg.train.channels_last:
@@ -124,6 +129,8 @@ def build_data(cfg: Config, accelerator: Accelerator):
     with accelerator.main_process_first():
         train_set = build_dataset(data.train, train=True, to_lab=False, **common)
         held_out = build_dataset(data.val or data.train, train=False, to_lab=True, **common)
+    if not data.val:
+        train_set, held_out = hold_out(train_set, held_out, cfg, accelerator)
     loader, _ = make_train_loader(train_set, batch_size=data.batch_size, num_workers=data.num_workers,
                                   seed=cfg.seed, pin_memory=accelerator.device.type == "cuda")
     probes = collate_probes(held_out, probe_indices(len(held_out), cfg.train.num_probes, seed=cfg.seed))
@@ -133,6 +140,44 @@ def build_data(cfg: Config, accelerator: Accelerator):
         val_batches = [collate_probes(held_out, indices[i:i + data.batch_size])
                        for i in range(0, len(indices), data.batch_size)]
     return train_set, loader, probes, val_batches
+
+
+def hold_out(train_set, eval_set, cfg: Config, accelerator: Accelerator):
+    """Without `data.val`: split `data.train` by its seeded held-out keys; the held-out images never train and are
+    what probes and validation show. Their names go to `holdout.txt` in the run folder."""
+    keys = holdout_keys([eval_set.split_key(i) for i in range(len(eval_set))], cfg.data.holdout, cfg.data.holdout_seed)
+    if not keys:
+        accelerator.print("no held-out split (data.holdout=0 or a single image): probes and validation show "
+                          "training images")
+        return train_set, eval_set
+    train_set = split_dataset(train_set, keys, keep_held_out=False)
+    held_out = split_dataset(eval_set, keys, keep_held_out=True)
+    accelerator.print(f"held out {len(held_out)} of {len(held_out) + len(train_set)} images of data.train "
+                      f"(data.holdout={cfg.data.holdout}, seed {cfg.data.holdout_seed}); probes and validation use "
+                      f"them, training never does (list: {cfg.run_dir / HOLDOUT_LIST})")
+    if accelerator.is_main_process:
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(cfg.run_dir / HOLDOUT_LIST, "".join(f"{k}\n" for k in sorted(keys)))
+    return train_set, held_out
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def init_generator(generator: nn.Module, cfg: Config) -> None:
+    """`model.init`: copy an export's weights (same architecture) into the freshly built generator."""
+    spec = load_spec(cfg.model.init)
+    if spec.arch != cfg.model.name:
+        raise ConfigError(f"model.init={cfg.model.init!r} holds a {spec.arch!r}, not model.name={cfg.model.name!r}")
+    state = load_file(str(find_export(cfg.model.init) / WEIGHTS_NAME))
+    try:
+        generator.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first_line = str(error).splitlines()[0]
+        raise ConfigError(f"model.init={cfg.model.init!r} does not fit model.kwargs ({first_line})") from None
 
 
 def fingerprint(cfg: Config, objective: Objective) -> dict[str, Any]:
@@ -319,6 +364,7 @@ def train_one_step(run: Run, batch: dict[str, torch.Tensor], networks: dict[str,
     batch = add_lab(batch)
     if run.cfg.train.channels_last:
         batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in batch.items()}
+    run.objective.step = run.step  # the global step this update makes (objectives with phases read it)
     losses = run.objective.training_step(batch, networks, run.optimizers, run.accelerator)
     for scheduler in run.schedulers.values():
         scheduler.step()
@@ -337,6 +383,7 @@ def train_steps(run: Run) -> None:
     bar = tqdm(total=cfg.optim.steps, initial=run.step, disable=not acc.is_local_main_process, desc=cfg.name,
                dynamic_ncols=True)
     sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}  # steps that reported each loss (an objective's phases report different losses)
     interval_steps, interval_images, tic = 0, 0, time.perf_counter()
     prepared = prepared_networks(run)
     while run.step < cfg.optim.steps:
@@ -348,10 +395,12 @@ def train_steps(run: Run) -> None:
             run.step += 1
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0) + value.float()
+                counts[key] = counts.get(key, 0) + 1
             interval_steps += 1
             interval_images += batch["rgb"].shape[0]
             bar.update(1)
             if run.step % cfg.train.log_every == 0 or run.step == cfg.optim.steps:
+                sums = {k: v * (interval_steps / counts[k]) for k, v in sums.items()}  # each loss: mean of its steps
                 values = log_values(run, sums, interval_steps, interval_images, time.perf_counter() - tic)
                 if cfg.train.validate_every and run.step % cfg.train.validate_every == 0 and run.val_batches:
                     values.update(validate(run))
@@ -360,7 +409,7 @@ def train_steps(run: Run) -> None:
                 acc.log(values, step=run.step)
                 bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in values.items() if k.startswith("loss/")}
                                 | {"img/s": f"{values['images_per_sec']:.1f}"})
-                sums, interval_steps, interval_images, tic = {}, 0, 0, time.perf_counter()
+                sums, counts, interval_steps, interval_images, tic = {}, {}, 0, 0, time.perf_counter()
             if acc.is_main_process and (run.step % cfg.train.sample_every == 0 or run.step == cfg.optim.steps):
                 log_samples(acc, render_probes(run), step=run.step)
             if run.step % cfg.train.checkpoint_every == 0 or run.step == cfg.optim.steps:

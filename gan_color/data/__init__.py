@@ -12,6 +12,7 @@ from gan_color.data.embedded import EmbeddedDataset
 from gan_color.data.folder import FolderDataset
 from gan_color.data.images import IMAGE_EXTENSIONS, list_images
 from gan_color.data.named import NAMED_DATASETS, DatasetUnavailableError, NamedDataset
+from gan_color.data.split import ConcatImageDataset, SubsetImageDataset, holdout_keys, split_dataset
 from gan_color.data.transforms import TRAIN_SCALE, add_lab
 from gan_color.registry import DATASETS
 
@@ -20,17 +21,22 @@ __all__ = [
     "NAMED_DATASETS",
     "TRAIN_SCALE",
     "CacheDataset",
+    "ConcatImageDataset",
     "DatasetUnavailableError",
     "EmbeddedDataset",
     "FolderDataset",
     "ImageDataset",
     "NamedDataset",
+    "SubsetImageDataset",
     "add_lab",
     "build_dataset",
     "dataset_kind",
+    "holdout_keys",
     "is_cache",
     "list_images",
     "prepare_data",
+    "split_dataset",
+    "split_sources",
 ]
 
 DATASETS.register("folder")(FolderDataset)
@@ -55,6 +61,14 @@ def dataset_kind(spec: str) -> str:
     )
 
 
+def split_sources(spec: str) -> list[str]:
+    """The sources of a dataset spec: several are joined by commas (`/data/photos-128,/data/imagenet-sample`)."""
+    sources = [part.strip() for part in spec.split(",")]
+    if not all(sources):
+        raise ValueError(f"dataset {spec!r}: an empty source between commas")
+    return sources
+
+
 def build_dataset(
     spec: str,
     *,
@@ -69,7 +83,13 @@ def build_dataset(
 ) -> ImageDataset:
     """The dataset named by `spec` (folder path, cache path, 'embedded', 'cifar10', 'stl10', 'places365').
     `limit` keeps the first N images before filtering; the embedded photos are all in colour, so it ignores the
-    filters and `limit`, and uses `seed` and `embedded_length` (the other kinds are deterministic without a seed)."""
+    filters and `limit`, and uses `seed` and `embedded_length` (the other kinds are deterministic without a seed).
+    Several comma-separated sources make one dataset (`limit` applies to each)."""
+    sources = split_sources(spec)
+    if len(sources) > 1:
+        options = dict(size=size, train=train, to_lab=to_lab, limit=limit, drop_grayscale=drop_grayscale,
+                       min_colorfulness=min_colorfulness, seed=seed, embedded_length=embedded_length)
+        return ConcatImageDataset([build_dataset(source, **options) for source in sources])
     kind = dataset_kind(spec)
     common = {"size": size, "train": train, "to_lab": to_lab}
     if kind == "embedded":

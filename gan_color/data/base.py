@@ -47,6 +47,10 @@ class ImageDataset(Dataset, abc.ABC):
     def describe(self, index: int) -> str:
         return f"{type(self).__name__}[{index}]"
 
+    def split_key(self, index: int) -> str:
+        """What the held-out split assigns (gan_color.data.split): stable across machines and folder locations."""
+        return self.describe(index)
+
     def crop(self, image: Image.Image, index: int) -> torch.Tensor:
         return self.transform(image)
 

@@ -186,6 +186,9 @@ class CacheDataset(ImageDataset):
     def describe(self, index: int) -> str:
         return str(Path(self.index["source"]) / self.index["paths"][self.indices[index]])
 
+    def split_key(self, index: int) -> str:  # the same key as the source folder's: one split for folder and cache
+        return f"{Path(self.index['source']).name}/{self.index['paths'][self.indices[index]]}"
+
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `gan-color prepare-data`."""

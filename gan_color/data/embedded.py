@@ -55,6 +55,9 @@ class EmbeddedDataset(ImageDataset):
     def describe(self, index: int) -> str:
         return f"skimage.data.{PHOTOS[index % len(self.photos)]}"
 
+    def split_key(self, index: int) -> str:  # whole photos are held out, not crops of photos that train
+        return self.describe(index)
+
     def crop(self, image: Image.Image, index: int) -> torch.Tensor:
         if self.train:
             return self.transform(image)

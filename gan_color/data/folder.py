@@ -71,3 +71,6 @@ class FolderDataset(ImageDataset):
 
     def describe(self, index: int) -> str:
         return str(self.paths[index])
+
+    def split_key(self, index: int) -> str:
+        return f"{self.root.name}/{self.paths[index].relative_to(self.root).as_posix()}"

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from gan_color.models import discriminators, generators  # noqa: F401  (registers the networks)
+from gan_color.models import discriminators, encoder_unet, generators  # noqa: F401  (registers the networks)
 from gan_color.registry import BASELINES, DISCRIMINATORS, GENERATORS, Registry, closest
 
 
