@@ -76,7 +76,8 @@ def log_samples(accelerator, grid: Path, *, step: int) -> None:
     if accelerator.trackers:
         with Image.open(grid) as image:
             caption = f"step {step}: fixed held-out probes, each row gray input | generated | ground truth"
-            log_images(accelerator, "samples/probes", [(image.convert("RGB"), caption)], step=step)
+            log_images(accelerator, "samples/probes", [(image.convert("RGB"), caption)], step=step,
+                       description="fixed held-out probes, each row gray input | generated | ground truth")
 
 
 def log_held_out(accelerator, gray_l: torch.Tensor, fake_ab: torch.Tensor, real_ab: torch.Tensor, *,
@@ -85,4 +86,4 @@ def log_held_out(accelerator, gray_l: torch.Tensor, fake_ab: torch.Tensor, real_
     if accelerator.is_main_process and accelerator.trackers:
         examples = held_out_examples(gray_l, fake_ab, real_ab)
         log_images(accelerator, "val/held_out", examples, step=step,
-                   description=f"step {step}: validation images, each gray input | generated | ground truth")
+                   description="the first validation images, each gray input | generated | ground truth")

@@ -85,9 +85,9 @@ def init_trackers(accelerator: Any, *, run_dir: Path, run_name: str, project: st
 
 
 def log_images(accelerator: Any, tag: str, images: list[tuple[Any, str]], *, step: int, description: str = "") -> None:
-    """Log captioned images (PIL) to every enabled tracker (main process only): W&B gets one panel of the images,
-    each with its caption; TensorBoard one image under `tag` (several are tiled in a row) whose description (shown
-    on the card) is `description` followed by the captions."""
+    """Log captioned images (PIL) to every enabled tracker (main process only). W&B gets one panel of the images,
+    each with its caption. TensorBoard has no captions: each image gets its caption drawn in a band above it (several
+    are stacked in a column) and `description` goes into the card's metadata."""
     if not images or not accelerator.is_main_process:
         return
     for tracker in accelerator.trackers:
@@ -105,18 +105,45 @@ def _tensorboard_image(writer: Any, tag: str, images: list[tuple[Any, str]], *, 
     from PIL import Image
     from torch.utils.tensorboard.summary import image as image_summary
 
-    height = max(image.height for image, _ in images)
-    row = Image.new("RGB", (sum(image.width for image, _ in images) + 4 * (len(images) - 1), height), (255,) * 3)
-    x = 0
-    for image, _ in images:
-        row.paste(image.convert("RGB"), (x, 0))
-        x += image.width + 4
-    summary = image_summary(tag, np.asarray(row), dataformats="HWC")
-    # TensorBoard has no image captions: the card's description carries them (data_compat keeps it).
-    captions = [caption for _, caption in images if caption]
-    summary.value[0].metadata.summary_description = "\n\n".join(filter(None, [description, "; ".join(captions)]))
+    captioned = [captioned_image(image, caption) for image, caption in images]
+    column = Image.new("RGB", (max(image.width for image in captioned),
+                               sum(image.height for image in captioned) + 4 * (len(captioned) - 1)), (255, 255, 255))
+    y = 0
+    for image in captioned:
+        column.paste(image, (0, y))
+        y += image.height + 4
+    summary = image_summary(tag, np.asarray(column), dataformats="HWC")
+    # Shown on the card by TensorBoard's Python loader (the Rust data server drops it): the caption in the picture
+    # is what every TensorBoard shows.
+    summary.value[0].metadata.summary_description = description
     writer._get_file_writer().add_summary(summary, step)
     writer.flush()
+
+
+def captioned_image(image: Any, caption: str, *, min_width: int = 240) -> Any:
+    """`image` under a white band with `caption` wrapped to fit (the image is centred if the band is wider)."""
+    from PIL import Image, ImageDraw
+
+    from gan_color.eval.sheets import FONT_SIZE, PAD, _font
+
+    if image.width < min_width // 2:  # small crops (tests, 32-64 px probes): enlarged, pixels kept
+        factor = min_width // image.width
+        image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+    font, width = _font(), max(image.width, min_width)
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines: list[str] = []
+    for word in caption.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width - 2 * PAD:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    band = len(lines) * (FONT_SIZE + 3) + 2 * PAD if lines else 0
+    canvas = Image.new("RGB", (width, band + image.height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        draw.text((PAD, PAD + i * (FONT_SIZE + 3)), line, fill=(20, 20, 20), font=font)
+    canvas.paste(image.convert("RGB"), ((width - image.width) // 2, band))
+    return canvas
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

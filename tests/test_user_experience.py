@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from gan_color import train
 from gan_color.cli import SUBCOMMANDS, build_subparser, main
 from gan_color.config import load_config
 from gan_color.eval.evaluate import evaluate, write_report
+from gan_color.eval.wandb_report import offline_history, offline_records, offline_table, offline_table_html
 from gan_color.inference import Colorizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,63 +24,18 @@ TINY = ROOT / "configs" / "tiny_cpu.yaml"
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Reading what the trackers wrote, as their UIs would
-
-
-def wandb_records(run_folder: Path) -> list[Any]:
-    """Every record of an offline W&B run (`run-<id>.wandb`: a LevelDB-style log of protobuf records)."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = next(run_folder.glob("run-*.wandb")).read_bytes()
-    assert data[:4] == b":W&B"
-    block, pos, pending, records = 32768, 7, b"", []
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:  # a block's tail too short for a header is padding
-            pos += left
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if kind == 0:
-            pos += left
-            continue
-        pending += data[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):  # FULL or LAST chunk: a record is complete
-            record = pb.Record()
-            record.ParseFromString(pending)
-            records.append(record)
-            pending = b""
-    return records
-
-
-def wandb_history(run_folder: Path) -> dict[str, list[Any]]:
-    """History key (nested keys joined by '/') -> every logged value (JSON-decoded), in order."""
-    history: dict[str, list[Any]] = {}
-    for record in wandb_records(run_folder):
-        if record.WhichOneof("record_type") == "history":
-            for item in record.history.item:
-                key = item.key or "/".join(item.nested_key)
-                history.setdefault(key, []).append(json.loads(item.value_json))
-    return history
+# Reading what the trackers wrote, as their UIs would (W&B: gan_color.eval.wandb_report.offline_*)
 
 
 def wandb_run_info(run_folder: Path) -> Any:
-    return next(r.run for r in wandb_records(run_folder) if r.WhichOneof("record_type") == "run")
+    return next(r.run for r in offline_records(run_folder) if r.WhichOneof("record_type") == "run")
 
 
-def wandb_table(run_folder: Path, key: str) -> tuple[dict[str, Any], dict[str, Path]]:
-    """A table logged to an offline run, as `wandb sync` would upload it: W&B stores a run's tables (with their
-    images) as a `run_table` artifact staged outside the run folder; returns its JSON and its files by path."""
-    for record in wandb_records(run_folder):
-        if record.WhichOneof("record_type") == "artifact" and record.artifact.type == "run_table":
-            files = {entry.path: Path(entry.local_path) for entry in record.artifact.manifest.contents}
-            if f"{key}.table.json" in files:
-                return json.loads(files[f"{key}.table.json"].read_text()), files
-    raise KeyError(key)
+def tensorboard_images(logdir: Path) -> dict[str, tuple[list[int], str, list[Any]]]:
+    """Image tag -> (steps, description, PIL images) from every event file under `logdir`."""
+    import io
 
-
-def tensorboard_images(logdir: Path) -> dict[str, tuple[list[int], str]]:
-    """Image tag -> (steps, description) from every event file under `logdir`."""
+    from PIL import Image
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     found = {}
@@ -88,7 +43,8 @@ def tensorboard_images(logdir: Path) -> dict[str, tuple[list[int], str]]:
         events = EventAccumulator(str(path), size_guidance={"images": 0})
         events.Reload()
         for tag in events.Tags()["images"]:
-            found[tag] = ([e.step for e in events.Images(tag)], events.SummaryMetadata(tag).summary_description)
+            found[tag] = ([e.step for e in events.Images(tag)], events.SummaryMetadata(tag).summary_description,
+                          [Image.open(io.BytesIO(e.encoded_image_string)) for e in events.Images(tag)])
     return found
 
 
@@ -113,10 +69,14 @@ def test_training_logs_captioned_probe_grids_and_held_out_images(tmp_path: Path,
     assert images["samples/probes"][0] == [3, 6]  # sample_every=3
     assert "gray input | generated | ground truth" in images["samples/probes"][1]
     assert images["val/held_out"][0] == [2, 4, 6]  # every validation
-    assert "PSNR" in images["val/held_out"][1]
+    assert "gray input | generated | ground truth" in images["val/held_out"][1]
+    # the captions are drawn above the pictures: a white band, then the picture (4 strips of 3 crops, stacked)
+    stack = images["val/held_out"][2][-1]
+    assert stack.width >= 3 * cfg.data.size and stack.height > 4 * cfg.data.size
+    assert stack.getpixel((2, 2)) == (255, 255, 255)
 
     offline = next((run_dir / "wandb").glob("offline-run-*"))
-    history = wandb_history(offline)
+    history = offline_history(offline)
     assert len(history["samples/probes/path"]) == 2
     assert all((offline / "files" / path).is_file() for path in history["samples/probes/path"])
     assert "gray input | generated | ground truth" in history["samples/probes/caption"][0]
@@ -156,7 +116,7 @@ def test_compare_wandb_table_has_a_row_per_held_out_image(evaluated_runs: list[P
     offline = next((tmp_path / "wandb").glob("offline-run-*"))
     info = wandb_run_info(offline)
     assert info.job_type == "compare" and info.run_group == f"compare-{imagenet_dir.name}"
-    table, files = wandb_table(offline, "comparison/examples")
+    table, files = offline_table(offline, "comparison/examples")
     assert table["columns"][:5] == ["file", "gray input", "gan_a", "gan_b", "ground truth"]
     assert "gan_a psnr_rgb_uint8" in table["columns"] and "gan_b auc_ab_0_150" in table["columns"]
     assert len(table["data"]) == 4  # one row per held-out image
@@ -167,10 +127,13 @@ def test_compare_wandb_table_has_a_row_per_held_out_image(evaluated_runs: list[P
         for cell in row[1:5]:  # the four pictures, each a PNG the table ships with
             assert cell["_type"] == "image-file" and files[cell["path"]].read_bytes()[:4] == b"\x89PNG"
     # a bar chart per ranked metric and a line chart per training curve, every run in each
-    bars, _ = wandb_table(offline, "comparison/psnr_rgb_uint8_table")
+    bars, _ = offline_table(offline, "comparison/psnr_rgb_uint8_table")
     assert sorted(row[0] for row in bars["data"]) == ["gan_a", "gan_b"]
-    lines, _ = wandb_table(offline, "curves/loss/G_L1_table")
+    lines, _ = offline_table(offline, "curves/loss/G_L1_table")
     assert {row[1] for row in lines["data"]} == {"gan_a", "gan_b"}
+    page = offline_table_html(offline, "comparison/examples", tmp_path / "table.html").read_text()
+    assert "not a screenshot of the W&amp;B web UI" in page and page.count("<tr>") == 1 + 4
+    assert page.count("data:image/png;base64,") == 4 * 4
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -281,9 +244,12 @@ def test_accelerate_launch_with_the_preset_is_quiet() -> None:
     import shutil
 
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    launch = [accelerate, "launch", "--quiet", "--config_file", "configs/accelerate/cpu.yaml", "train_gan.py",
-              "--config", "configs/quickstart.yaml"]
+    env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}  # as a user's shell has it
+    readme = (ROOT / "README.md").read_text()
+    first = "accelerate launch -q --config_file configs/accelerate/cpu.yaml --num_cpu_threads_per_process 1 \\\n" \
+            "    train_gan.py --config configs/quickstart.yaml"
+    assert first in readme
+    launch = [accelerate, *first.replace("\\\n", "").split()[1:]]
     ok = subprocess.run([*launch, "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0 and "name: quickstart" in ok.stdout
     assert "were not passed" not in ok.stderr and "Traceback" not in ok.stderr

@@ -115,21 +115,29 @@ def publish_comparison(rows: list[dict[str, Any]], images: dict[str, Path], *, o
         run.summary.update({f"{row['run']}/{key}": value for row in rows for key, value in row.items()
                             if key != "run" and isinstance(value, (int, float))})
         print(f"W&B: comparison run {run.name!r} ({run.id}) in project {run.project!r}"
-              + (f": {run.url}" if getattr(run, "url", None) else " (offline: `wandb sync` it to see it online)"))
+              + (f": {run.url}" if getattr(run, "url", None) else f" (offline: wandb sync {Path(run.dir).parent})"))
         return run.id
     finally:
         run.finish()
 
 
 def _examples_table(examples: dict[str, Any]) -> Any:
-    """gray input | each model | ground truth, then `<run> <metric>` for every per-image metric of every run."""
+    """gray input | each model | ground truth, then `<run> <metric>` per per-image metric (the runs of one metric
+    side by side), then values of the real image (`*_real`, the same for every run) once."""
     import wandb
 
-    metric_columns = [(run, key) for run, values in examples["rows"][0]["metrics"].items()
-                      for key in sorted({k for row in examples["rows"] for k in row["metrics"][run]})]
-    columns = ["file", *examples["columns"], *(f"{run} {key}" for run, key in metric_columns)]
+    runs = list(examples["rows"][0]["metrics"])
+    keys = sorted({key for row in examples["rows"] for values in row["metrics"].values() for key in values})
+    metric_columns = [(run, key) for key in keys if not key.endswith("_real") for run in runs]
+    real_keys = [key for key in keys if key.endswith("_real")]
+
+    def real_value(row: dict[str, Any], key: str) -> Any:
+        return next((values[key] for values in row["metrics"].values() if key in values), None)
+
+    columns = ["file", *examples["columns"], *(f"{run} {key}" for run, key in metric_columns), *real_keys]
     data = [[row["file"], *(wandb.Image(image) for image in row["images"]),
-             *(row["metrics"][run].get(key) for run, key in metric_columns)] for row in examples["rows"]]
+             *(row["metrics"][run].get(key) for run, key in metric_columns),
+             *(real_value(row, key) for key in real_keys)] for row in examples["rows"]]
     return wandb.Table(columns=columns, data=data)
 
 
@@ -165,3 +173,91 @@ def _curve_lines(curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             ys = [[y for _, y in line] for line in lines.values()]
             charts[f"curves/{key}"] = wandb.plot.line_series(xs=xs, ys=ys, keys=list(lines), title=key, xname="step")
     return charts
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reading an offline run back (no W&B account, no network): tests, and looking before `wandb sync`
+
+
+def offline_records(run_folder: str | os.PathLike) -> list[Any]:
+    """Every record of an offline W&B run folder (`offline-run-*/run-<id>.wandb`: a LevelDB-style log of 32 KiB
+    blocks of chunked protobuf records, after a 7-byte ':W&B' header)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = next(Path(run_folder).glob("run-*.wandb")).read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{run_folder} does not hold a W&B run file")
+    block, pos, pending, records = 32768, 7, b"", []
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7]) if left >= 7 else (0, 0, 0)
+        if kind == 0:  # a block's zero-filled tail
+            pos += left
+            continue
+        pending += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST chunk: the record is complete
+            record = pb.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+    return records
+
+
+def offline_history(run_folder: str | os.PathLike) -> dict[str, list[Any]]:
+    """History key (nested keys joined by '/') -> every logged value (decoded JSON), in order."""
+    import json
+
+    history: dict[str, list[Any]] = {}
+    for record in offline_records(run_folder):
+        if record.WhichOneof("record_type") == "history":
+            for item in record.history.item:
+                key = item.key or "/".join(item.nested_key)
+                history.setdefault(key, []).append(json.loads(item.value_json))
+    return history
+
+
+def offline_table(run_folder: str | os.PathLike, key: str) -> tuple[dict[str, Any], dict[str, Path]]:
+    """A table logged to an offline run as `wandb sync` will upload it. W&B keeps a run's tables (with their
+    images) as `run_table` artifacts staged under $WANDB_DATA_DIR (default ~/.local/share/wandb), not in the run
+    folder; returns the table's JSON and its files by their path in the artifact."""
+    import json
+
+    for record in offline_records(run_folder):
+        if record.WhichOneof("record_type") == "artifact" and record.artifact.type == "run_table":
+            files = {entry.path: Path(entry.local_path) for entry in record.artifact.manifest.contents}
+            if f"{key}.table.json" in files:
+                return json.loads(files[f"{key}.table.json"].read_text()), files
+    raise KeyError(f"no table {key!r} in {run_folder}")
+
+
+def offline_table_html(run_folder: str | os.PathLike, key: str, out: str | os.PathLike, *, rows: int = 8) -> Path:
+    """A static HTML page of an offline run's table (its first `rows` rows, images inlined), labelled as such: offline
+    W&B has no UI, so this is how to look at what `wandb sync` will upload."""
+    import base64
+    import html
+
+    table, files = offline_table(run_folder, key)
+
+    def cell(value: Any) -> str:
+        if isinstance(value, dict) and value.get("_type") == "image-file":
+            data = base64.b64encode(files[value["path"]].read_bytes()).decode()
+            return f'<img src="data:image/png;base64,{data}" width="96">'
+        return html.escape(f"{value:.4g}" if isinstance(value, float) else str(value))
+
+    shown = min(rows, len(table["data"]))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table["columns"])
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in table["data"][:rows])
+    page = (f"<!doctype html><meta charset=utf-8><title>{html.escape(key)}</title><style>body{{font:13px sans-serif;"
+            "margin:12px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px;text-align:center;"
+            "max-width:110px;overflow-wrap:anywhere}.note{background:#fff3cd;padding:6px;margin-bottom:8px}</style>"
+            f"<div class=note>Rendered from the offline W&amp;B run files ({html.escape(Path(run_folder).name)}, "
+            f"table <code>{html.escape(key)}</code>, {len(table['data'])} rows, first {shown} shown)"
+            " by gan_color.eval.wandb_report.offline_table_html: not a screenshot of the W&amp;B web UI, which shows"
+            " the same table once the run is synced.</div>"
+            f"<table><tr>{head}</tr>{body}</table>")
+    out = Path(out)
+    out.write_text(page)
+    return out
