@@ -31,6 +31,7 @@ from gan_color.objectives import Objective
 from gan_color.registry import OBJECTIVES
 from gan_color.runlock import RunLock
 from gan_color.sampling import (
+    choose_probes,
     collate_probes,
     log_held_out,
     log_samples,
@@ -60,7 +61,7 @@ class Run:
     optimizers: dict[str, Any]
     schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR]
     loader: Any
-    probes: dict[str, torch.Tensor]
+    probes: dict[str, Any]  # gray_l / real_ab / rgb batches and "labels" (seen / unseen, or empty)
     val_batches: list[dict[str, torch.Tensor]]
     step: int = 0
     tracking: dict[str, Any] = field(default_factory=dict)
@@ -129,11 +130,12 @@ def build_data(cfg: Config, accelerator: Accelerator):
     with accelerator.main_process_first():
         train_set = build_dataset(data.train, train=True, to_lab=False, **common)
         held_out = build_dataset(data.val or data.train, train=False, to_lab=True, **common)
+    seen = None  # eval crops of training images, for labelled seen/unseen probe rows
     if not data.val:
-        train_set, held_out = hold_out(train_set, held_out, cfg, accelerator)
+        train_set, held_out, seen = hold_out(train_set, held_out, cfg, accelerator)
     loader, _ = make_train_loader(train_set, batch_size=data.batch_size, num_workers=data.num_workers,
                                   seed=cfg.seed, pin_memory=accelerator.device.type == "cuda")
-    probes = collate_probes(held_out, probe_indices(len(held_out), cfg.train.num_probes, seed=cfg.seed))
+    probes = choose_probes(held_out, seen, cfg.train.num_probes, seed=cfg.seed)
     val_batches = []
     if cfg.train.validate_every:
         indices = probe_indices(len(held_out), cfg.train.validate_images, seed=cfg.seed + 1)
@@ -144,12 +146,13 @@ def build_data(cfg: Config, accelerator: Accelerator):
 
 def hold_out(train_set, eval_set, cfg: Config, accelerator: Accelerator):
     """Without `data.val`: split `data.train` by its seeded held-out keys; the held-out images never train and are
-    what probes and validation show. Their names go to `holdout.txt` in the run folder."""
+    what probes and validation show. Their names go to `holdout.txt` in the run folder. Returns the training set,
+    the held-out eval crops and the training images' eval crops (None without a split) for labelled probe rows."""
     keys = holdout_keys([eval_set.split_key(i) for i in range(len(eval_set))], cfg.data.holdout, cfg.data.holdout_seed)
     if not keys:
         accelerator.print("no held-out split (data.holdout=0 or a single image): probes and validation show "
                           "training images")
-        return train_set, eval_set
+        return train_set, eval_set, None
     train_set = split_dataset(train_set, keys, keep_held_out=False)
     held_out = split_dataset(eval_set, keys, keep_held_out=True)
     accelerator.print(f"held out {len(held_out)} of {len(held_out) + len(train_set)} images of data.train "
@@ -158,7 +161,7 @@ def hold_out(train_set, eval_set, cfg: Config, accelerator: Accelerator):
     if accelerator.is_main_process:
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(cfg.run_dir / HOLDOUT_LIST, "".join(f"{k}\n" for k in sorted(keys)))
-    return train_set, held_out
+    return train_set, held_out, split_dataset(eval_set, keys, keep_held_out=False)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -315,7 +318,7 @@ def render_probes(run: Run) -> Path:
     gray_l = run.probes["gray_l"].to(device)
     fake_ab = predict_ab(run.networks["generator"], gray_l, run.export_spec())
     return render_grid(gray_l, fake_ab, run.probes["real_ab"].to(device),
-                       run.run_dir / "samples" / f"step_{run.step:08d}.png")
+                       run.run_dir / "samples" / f"step_{run.step:08d}.png", labels=run.probes.get("labels"))
 
 
 def validate(run: Run) -> dict[str, float]:

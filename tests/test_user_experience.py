@@ -290,3 +290,24 @@ def test_evaluation_docs_give_users_a_way_to_place_weights() -> None:
     for name in ("alexnet-owt-7be5be79.pth", "weights-inception-2015-12-05-6726825d.pth", "hub/checkpoints",
                  "TORCH_HOME", "--no-download"):
         assert name in text
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Item 2 (with the seeded held-out split): the probe grid shows seen and unseen photos, labelled
+
+
+def test_probe_grid_labels_seen_and_unseen_photos(tmp_path: Path) -> None:
+    from gan_color.sampling import choose_probes
+
+    cfg = load_config(TINY, [f"train.output_dir={tmp_path}", "optim.steps=1", "optim.decay_steps=0",
+                             "train.num_probes=4"])
+    run = train.setup(cfg)
+    labels = run.probes["labels"]
+    assert len(labels) == run.probes["gray_l"].shape[0] == 4
+    held_out = set((tmp_path / "tiny" / "holdout.txt").read_text().split())
+    assert [label.split(": ")[0] for label in labels] == ["unseen (held out)"] * 2 + ["seen in training"] * 2
+    assert all((label.split(": ")[1] in held_out) == label.startswith("unseen") for label in labels)
+    run.accelerator.end_training()
+    # with data.val (or no split) every probe is held out and the grid keeps its plain layout
+    assert choose_probes(train.build_dataset("embedded", size=32, train=False, embedded_length=8), None, 4,
+                         seed=0)["labels"] == []
