@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -597,3 +598,137 @@ def test_damaged_human_eval_key_is_one_line(damage: str, tmp_path: Path, capsys:
                    str(tmp_path / "answers.csv")])
     assert rc == 2
     assert "damaged answer key" in one_line_error(capsys.readouterr().err)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# kill -9 at random points of a real run (subprocesses); a second run on the same folder is refused
+
+# The harness (not the project) slows every checkpoint/export write a little and announces it on stdout, so that a
+# kill lands inside the write it targets.
+HARNESS = """
+import sys, time
+import torch
+import gan_color.checkpoint as ckpt
+import gan_color.inference as inference
+
+DELAY = float(sys.argv[1])
+
+def announced(fn):
+    def write(obj, path, *args, **kwargs):
+        print(f"FAULT write {path}", flush=True)
+        time.sleep(DELAY)
+        return fn(obj, path, *args, **kwargs)
+    return write
+
+torch.save = announced(torch.save)
+ckpt.save_file = announced(ckpt.save_file)
+inference.save_file = announced(inference.save_file)
+def announced_text(fn):
+    def write(path, text):
+        print(f"FAULT write {path}", flush=True)
+        time.sleep(DELAY)
+        return fn(path, text)
+    return write
+
+ckpt._write_synced = announced_text(ckpt._write_synced)
+from gan_color.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+KILL_RUN = ["optim.steps=12", "optim.decay_steps=6", "train.checkpoint_every=2", "train.log_every=2",
+            "train.sample_every=6", "train.keep_checkpoints=2"]
+
+
+def start_run(tmp_path: Path, out: Path, delay: float = 0.15) -> subprocess.Popen:
+    harness = tmp_path / "harness.py"
+    harness.write_text(HARNESS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
+    command = [sys.executable, str(harness), str(delay), "train", "--config", str(TINY), f"train.output_dir={out}",
+               *KILL_RUN]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def kill_at(process: subprocess.Popen, target: str, occurrence: int, timeout: float = 240) -> str:
+    """SIGKILL `process` while it writes the `occurrence`-th file whose path contains `target`; returns that path
+    ('' when the run ended first)."""
+    import select
+    import signal
+
+    seen, deadline = 0, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 1.0)
+        if not ready:
+            continue
+        line = process.stdout.readline()
+        if not line:
+            break
+        if "FAULT write " in line and target in line.split("FAULT write ", 1)[1]:  # (after any progress bar text)
+            seen += 1
+            if seen == occurrence:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                return line.split("FAULT write ", 1)[1].strip()
+    process.kill()
+    process.wait()
+    return ""
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    import random
+    import signal
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same arithmetic as the OMP_NUM_THREADS=1 subprocesses
+    try:
+        straight = train.main(tiny(tmp_path / "straight", *KILL_RUN))
+    finally:
+        torch.set_num_threads(threads)
+    rng = random.Random(12)
+    files = ["generator.safetensors", "discriminator.safetensors", "training_state.pt", "rng_rank0.pt",
+             "manifest.json", "meta.json"]
+    # Each run resumes from the last complete checkpoint, completes the next one and is killed inside a write of the
+    # one after it (a random file of it) or of the export; the run advances by one checkpoint per kill.
+    targets = [f".tmp_step_{step:08d}/{rng.choice(files)}" for step in (2, 4)] + ["tiny/generator.safetensors.tmp"]
+    targets += [f".tmp_step_{step:08d}/{rng.choice(files)}" for step in (8, 10)]
+    out, killed = tmp_path / "killed", []
+    for target in targets:  # 5 kills, 4 inside checkpoint writes, 1 inside the export
+        killed.append(kill_at(start_run(tmp_path, out), target, occurrence=1))
+    assert all(killed), killed
+    assert [ckpt.latest_checkpoint(out / "tiny" / "checkpoints").name] == ["step_00000008"]
+    run = start_run(tmp_path, out)  # a 6th kill at a random moment after the run got going (a step or a write)
+    while "FAULT write " not in run.stdout.readline():
+        pass
+    time.sleep(rng.uniform(0.1, 1.0))
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    final = start_run(tmp_path, out, delay=0.0)
+    output = final.communicate(timeout=240)[0]
+    assert final.returncode == 0, output
+    assert "took over the lock of a run that is no longer running" in output  # the killed run's lock was stale
+    assert_same_weights(network_weights(out / "tiny", 12), network_weights(straight, 12))
+    steps = [json.loads(line)["step"] for line in (out / "tiny" / "metrics.jsonl").read_text().splitlines()
+             if "loss/G_L1" in line]
+    assert steps == [2, 4, 6, 8, 10, 12]  # no lost, repeated or out-of-order lines across the kills
+
+
+@pytest.mark.slow
+def test_concurrent_start_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    first = start_run(tmp_path, out, delay=1.0)  # slow writes: still running when the second starts
+    try:
+        import select
+
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not (out / "tiny" / LOCK_FILE).is_file():
+            time.sleep(0.2)
+        select.select([], [], [], 0.5)
+        second = start_run(tmp_path, out, delay=0.0)
+        message = second.communicate(timeout=240)[0]
+        assert second.returncode == 1
+        lines = [line for line in message.splitlines() if line.strip()]
+        assert lines == [lines[-1]] and lines[-1].startswith("error: run folder")
+        assert f"in use by pid {first.pid} on host {socket.gethostname()}" in lines[-1]
+        assert first.poll() is None  # the first run was not disturbed
+    finally:
+        first.kill()
+        first.wait()
