@@ -190,6 +190,17 @@ def test_colorize_names_its_output_folder(evaluated_runs: list[Path], imagenet_d
            f"{evaluated_runs[0]} --data DIR" in out
 
 
+def test_human_eval_says_what_to_share_and_how_to_score(evaluated_runs: list[Path], imagenet_dir: Path,
+                                                        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "rating"
+    assert main(["human-eval", "export", "--models", *map(str, evaluated_runs), "--data", str(imagenet_dir),
+                 "--n", "4", "--size", "32", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert f"rater package: {out / 'rater'}" in printed and (out / "rater" / "index.html").is_file()
+    assert f"next: raters open {out / 'rater'}/index.html" in printed
+    assert f"gan-color human-eval score --key {out / 'key.json'} --answers" in printed
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Item 5: help text a user can read
 
