@@ -66,7 +66,8 @@ DESCRIPTION = """Train GANs that colorize photos (pix2pix: a ResNet generator ag
 with the same loop, score and compare them, and colorize your own photos.
 
 First run (a small GAN on photos bundled with scikit-image, a few minutes on a CPU):
-  accelerate launch --config_file configs/accelerate/cpu.yaml train_gan.py --config configs/quickstart.yaml"""
+  accelerate launch -q --config_file configs/accelerate/cpu.yaml --num_cpu_threads_per_process 1 \\
+      train_gan.py --config configs/quickstart.yaml"""
 
 # What a command that succeeded should suggest next, for commands whose module does not print it itself.
 NEXT_STEP: dict[str, Callable[[argparse.Namespace], str]] = {

@@ -445,6 +445,8 @@ def _train(cfg: Config) -> Path:
     run.tracking = init_trackers(acc, run_dir=run.run_dir, run_name=cfg.name, project=cfg.tracking.project,
                                  group=cfg.tracking.group, entity=cfg.tracking.entity, config=to_dict(cfg),
                                  wandb_run_id=run.tracking.get("wandb_run_id") or previous.get("wandb_run_id"))
+    if cfg.tracking.tensorboard:  # to watch while it trains
+        acc.print(f"TensorBoard: tensorboard --logdir {run.run_dir / 'tensorboard'}")
     if run.config_changes and acc.is_main_process:  # the history of settings, next to the losses they explain
         JsonlLogger(run.run_dir / "metrics.jsonl", resume_step=run.step).log(
             {"config_change": run.config_changes}, step=run.step)

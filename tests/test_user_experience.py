@@ -155,7 +155,8 @@ def test_train_ends_with_its_paths_and_the_next_command(tmp_path: Path, capsys: 
     for path in (run_dir / "generator.safetensors", run_dir / "metrics.jsonl", run_dir / "samples",
                  run_dir / "checkpoints" / "step_00000006"):
         assert str(path) in out and path.exists()
-    assert f"tensorboard --logdir {run_dir / 'tensorboard'}" in out
+    assert f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}" in out.split("trained to step")[0]
+    assert f"  TensorBoard    tensorboard --logdir {run_dir / 'tensorboard'}" in out
     assert f"next: gan-color colorize --model {run_dir} PHOTOS --out colorized/" in out
 
 
