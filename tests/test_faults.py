@@ -603,48 +603,89 @@ def test_damaged_human_eval_key_is_one_line(damage: str, tmp_path: Path, capsys:
 # ----------------------------------------------------------------------------------------------------------------
 # kill -9 at random points of a real run (subprocesses); a second run on the same folder is refused
 
-# The harness (not the project) slows every checkpoint/export write a little and announces it on stdout, so that a
-# kill lands inside the write it targets.
-HARNESS = """
-import sys, time
-import torch
-import gan_color.checkpoint as ckpt
-import gan_color.inference as inference
-
-DELAY = float(sys.argv[1])
-
-def announced(fn):
-    def write(obj, path, *args, **kwargs):
-        print(f"FAULT write {path}", flush=True)
-        time.sleep(DELAY)
-        return fn(obj, path, *args, **kwargs)
-    return write
-
-torch.save = announced(torch.save)
-ckpt.save_file = announced(ckpt.save_file)
-inference.save_file = announced(inference.save_file)
-def announced_text(fn):
-    def write(path, text):
-        print(f"FAULT write {path}", flush=True)
-        time.sleep(DELAY)
-        return fn(path, text)
-    return write
-
-ckpt._write_synced = announced_text(ckpt._write_synced)
-from gan_color.cli import main
-sys.exit(main(sys.argv[2:]))
-"""
+# Each run is a forked child of the test process (a real process, killed with SIGKILL, that needs no second import of
+# torch: milliseconds to start instead of seconds). The harness (not the project) slows every checkpoint and export
+# write in the child a little and announces it on stdout, so that a kill lands inside the write it targets.
 KILL_RUN = ["optim.steps=12", "optim.decay_steps=6", "train.checkpoint_every=2", "train.log_every=2",
             "train.sample_every=6", "train.keep_checkpoints=2"]
 
 
-def start_run(tmp_path: Path, out: Path, delay: float = 0.15) -> subprocess.Popen:
-    harness = tmp_path / "harness.py"
-    harness.write_text(HARNESS)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
-    command = [sys.executable, str(harness), str(delay), "train", "--config", str(TINY), f"train.output_dir={out}",
-               *KILL_RUN]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _install_harness(delay: float) -> None:
+    import gan_color.inference as inference
+
+    def announced(fn):
+        def write(obj, path, *args, **kwargs):
+            print(f"FAULT write {path}", flush=True)
+            time.sleep(delay)
+            return fn(obj, path, *args, **kwargs)
+        return write
+
+    def announced_text(fn):
+        def write(path, text):
+            print(f"FAULT write {path}", flush=True)
+            time.sleep(delay)
+            return fn(path, text)
+        return write
+
+    torch.save = announced(torch.save)
+    ckpt.save_file = announced(ckpt.save_file)
+    inference.save_file = announced(inference.save_file)
+    ckpt._write_synced = announced_text(ckpt._write_synced)
+
+
+class ForkedRun:
+    """`gan-color train ...` in a forked child; Popen-like: pid, stdout (stdout + stderr), poll, wait, kill."""
+
+    def __init__(self, argv: list[str], delay: float) -> None:
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            code = 70
+            try:
+                os.close(read_fd)
+                os.dup2(write_fd, 1)
+                os.dup2(write_fd, 2)
+                sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)
+                torch.set_num_threads(1)
+                _install_harness(delay)
+                code = cli_main(argv)
+            except BaseException:  # noqa: BLE001 - report anything, then leave without pytest's teardown
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                os._exit(code)
+        os.close(write_fd)
+        self.pid, self.returncode = pid, None
+        self.stdout = os.fdopen(read_fd, "r")
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, 9)
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, None]:
+        output = self.stdout.read()
+        self.wait()
+        return output, None
+
+
+def start_run(tmp_path: Path, out: Path, delay: float = 0.05) -> ForkedRun:
+    return ForkedRun(["train", "--config", str(TINY), f"train.output_dir={out}", *KILL_RUN], delay)
 
 
 def kill_at(process: subprocess.Popen, target: str, occurrence: int, timeout: float = 240) -> str:
