@@ -185,6 +185,36 @@ def test_statistics_cache_never_unpickles(tmp_path: Path, capsys: pytest.Capture
         assert data["mu"].shape == (6,)
 
 
+def _unsafe_loads(source: str) -> list[str]:
+    """Calls that can unpickle: torch.load without weights_only=True, np.load(allow_pickle=True), pickle/dill/joblib
+    loads, torch.jit.load, torch.hub's loaders without weights_only=True."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = ast.unparse(node.func)
+        keywords = {k.arg: ast.unparse(k.value) for k in node.keywords}
+        if name in ("torch.load", "load_state_dict_from_url", "torch.hub.load_state_dict_from_url") or \
+                name.endswith(".get_state_dict"):
+            if keywords.get("weights_only") != "True":
+                found.append(f"{name} line {node.lineno}")
+        elif name in ("np.load", "numpy.load") and keywords.get("allow_pickle", "False") != "False":
+            found.append(f"{name} line {node.lineno}")
+        elif name.split(".")[0] in ("pickle", "dill", "joblib", "cloudpickle") or name == "torch.jit.load":
+            found.append(f"{name} line {node.lineno}")
+    return found
+
+
+def test_no_project_code_can_unpickle() -> None:
+    files = sorted(path for folder in ("gan_color", "baselines", "scripts") for path in (ROOT / folder).rglob("*.py"))
+    offenders = {str(path.relative_to(ROOT)): found for path in files if (found := _unsafe_loads(path.read_text()))}
+    assert offenders == {}
+    assert _unsafe_loads("torch.load(p)\nnp.load(p, allow_pickle=True)\npickle.loads(b)") == [
+        "torch.load line 1", "np.load line 2", "pickle.loads line 3"]
+
+
 def test_torch_fidelity_builtin_extractors_are_not_used(tmp_path: Path) -> None:
     images = fid_lib.Uint8Images(torch.rand(3, 3, 8, 8))
     with pytest.raises(ValueError, match="not supported"):
