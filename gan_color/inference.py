@@ -165,16 +165,16 @@ class Colorizer(nn.Module):
     def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Colorizer:
         """The export at `path`; a damaged or mismatched one is a ValueError naming the file, in one line."""
         folder = find_export(path)
+        spec = load_spec(folder)  # its own errors name the file
         try:
-            spec = load_spec(folder)
             if spec.output == "ab_logits":
                 q = len(color.ab_bins(int(spec.color["ab_bin_size"])))
                 if spec.num_bins != q:
                     raise ValueError(f"model predicts {spec.num_bins} ab bins, this colour grid has {q}")
             network = build_colorizer(spec.arch, **spec.kwargs)
         except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{folder / SPEC_NAME} is not a usable model description ({_one_line(err)}); "
-                             "re-export the model or copy the file again") from None
+            raise ValueError(f"{folder / SPEC_NAME} is not a usable model description ({spec.arch} with "
+                             f"{spec.kwargs}: {_one_line(err)}); re-export the model or copy the file again") from None
         try:
             state = load_file(str(folder / WEIGHTS_NAME))
         except Exception as err:  # noqa: BLE001 - truncated, empty or not safetensors: the same fix

@@ -101,7 +101,7 @@ def load_tensors(path: str | os.PathLike, *, metric: str, what: str) -> dict[str
         else:
             tensors = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - refused pickles, truncation, wrong format: one message
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else type(err).__name__
         raise WeightsRejected(f"{metric}: refused the {what} weights file {str(path)!r}: it is not a plain tensor "
                               f"file ({type(err).__name__}: {reason[:200]}); nothing in it was run. Fix: replace it "
                               "with the genuine file (see docs/evaluation.md, 'Offline weights').") from None
