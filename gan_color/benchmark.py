@@ -399,7 +399,7 @@ def run_train(settings: Settings, device: torch.device, workdir: Path, log: Call
                     cfg = train_config(case.config, [f"name=bench_{i}_{round_index}", *case.overrides],
                                        size=case.size, settings=settings, workdir=workdir, batch_size=batch)
                     rate, params = measure_train(cfg, device=device, warmup=settings.warmup, steps=settings.steps)
-            except Exception as err:  # noqa: BLE001 - e.g. a size too small for a network, a compiler failure: record it
+            except Exception as err:  # noqa: BLE001 - a size too small for a network, a compiler failure, ...
                 info[i] = {"error": f"{type(err).__name__}: {err}"}
                 log(f"{label}: skipped ({err})")
                 continue
