@@ -372,8 +372,15 @@ def _run_pipeline(colorizer: Colorizer, jobs: deque, report: ColorizeReport, *, 
                     batch.append((path, output, pixels, image))
             # Run the network on a full batch, or on what there is when nothing more can arrive without room.
             if batch and (len(batch) >= batch_size or not pipeline.decoding):
-                fake_ab = predict_small_ab(colorizer, [image for *_, image in batch], size=size, decode=decode,
-                                           temperature=temperature)
+                try:
+                    fake_ab = predict_small_ab(colorizer, [image for *_, image in batch], size=size, decode=decode,
+                                               temperature=temperature)
+                except (RuntimeError, MemoryError) as err:  # e.g. out of memory: this batch fails, not the run
+                    for path, _, pixels, _ in batch:
+                        report.failed.append((path, f"model: {describe_error(err)}"))
+                        pipeline.release(pixels)
+                    bar.update(len(batch))
+                    fake_ab, batch = [], []
                 for (path, output, pixels, image), ab in zip(batch, fake_ab):
                     pipeline.finish(pixels, partial(finish, path, output, image, ab))
                 batch = []
@@ -432,7 +439,7 @@ class _Pipeline:
         def task() -> GrayImage | str:
             try:
                 return load()
-            except DECODE_ERRORS as err:
+            except (*DECODE_ERRORS, MemoryError) as err:
                 return str(err) if isinstance(err, TooLargeError) else describe_error(err)
 
         self.pixels, self.images = self.pixels + pixels, self.images + 1
@@ -471,7 +478,7 @@ def _finish_one(path: Path, output: Path, image: GrayImage, ab: torch.Tensor, *,
             alpha = None if alpha is None else np.concatenate([alpha, alpha], axis=1)
         image.lightness = torch.empty(0)  # the full-resolution L is no longer needed: free it before encoding
         return path, output, save_image(array, alpha, output, quality=quality)
-    except (OSError, ValueError, RuntimeError) as err:  # RuntimeError: e.g. torch out of memory on this image
+    except (OSError, ValueError, RuntimeError, MemoryError) as err:  # e.g. out of memory on this image
         return path, None, f"cannot write {output}: {describe_error(err)}"
 
 

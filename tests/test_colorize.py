@@ -249,3 +249,23 @@ def test_peak_memory_of_a_100_megapixel_photo_is_bounded(tmp_path: Path):
     assert peak < before + 2_000_000_000
     with Image.open(tmp_path / "out" / "huge.jpg") as result:
         assert result.size == (side, side) and result.mode == "RGB"
+
+
+def test_a_failing_batch_loses_only_its_own_images(tmp_path: Path, rainbow: Colorizer, monkeypatch):
+    from gan_color import colorize
+
+    for name in ("a.png", "b.png"):
+        Image.fromarray((gradient(20, 12) * 255).astype(np.uint8)).save(tmp_path / name)
+    real, calls = colorize.predict_small_ab, []
+
+    def out_of_memory_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(colorize, "predict_small_ab", out_of_memory_once)
+    report = colorize_paths(rainbow, [tmp_path / "a.png", tmp_path / "b.png"], tmp_path / "out", batch_size=1,
+                            progress=False)
+    assert [p.name for p, _ in report.written] == ["b.png"]
+    assert report.failed[0][0].name == "a.png" and "out of memory" in report.failed[0][1]
