@@ -3,12 +3,14 @@ of `evaluate`, the cross-model sheet of `compare`)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from gan_color import color
+from gan_color.safeio import atomic_write_bytes
 
 BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)
@@ -74,7 +76,9 @@ def render_sheet(rows: list[list[Image.Image]], *, columns: list[str], captions:
 
 
 def save_sheet(sheet: Image.Image, path: str | Path) -> Path:
+    """Written atomically (a reader or a crash sees the old sheet or the new one); the format follows the suffix."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
-    return path
+    buffer = io.BytesIO()
+    sheet.save(buffer, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    return atomic_write_bytes(path, buffer.getvalue())
