@@ -19,6 +19,8 @@ SMALL = {
     "resnet18_regressor": ({"stages": 2}, 32),
     "eccv16": ({"width": 4}, 32),
     "unet_classifier": ({"width": 4}, 32),
+    "effnet_lite0_unet": ({"pretrained": False, "decoder_channels": [16, 8, 8, 8]}, 64),
+    "effnet_lite2_unet": ({"pretrained": False, "decoder_channels": [16, 8, 8, 8]}, 64),
 }
 SMALL_D = {"patchgan": {"ndf": 8}, "pixelgan": {"ndf": 8}}
 
