@@ -129,6 +129,10 @@ def test_compare_wandb_table_has_a_row_per_held_out_image(evaluated_runs: list[P
     # a bar chart per ranked metric and a line chart per training curve, every run in each
     bars, _ = offline_table(offline, "comparison/psnr_rgb_uint8_table")
     assert sorted(row[0] for row in bars["data"]) == ["gan_a", "gan_b"]
+    metrics, _ = offline_table(offline, "comparison/table")
+    assert [row[0] for row in metrics["data"]] == ["gan_a", "gan_b"]
+    history = offline_history(offline)
+    assert {"comparison/metrics/path", "comparison/curves/path", "comparison/sheet/path"} <= set(history)
     lines, _ = offline_table(offline, "curves/loss/G_L1_table")
     assert {row[1] for row in lines["data"]} == {"gan_a", "gan_b"}
     page = offline_table_html(offline, "comparison/examples", tmp_path / "table.html").read_text()

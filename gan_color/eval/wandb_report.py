@@ -91,7 +91,7 @@ def publish_comparison(rows: list[dict[str, Any]], images: dict[str, Path], *, o
 
     - `comparison/examples`: one row per held-out image, every model's colorization side by side (gray input |
       model... | ground truth) then each model's per-image metrics;
-    - `comparison/metrics`: one row per run; `comparison/<metric>`: a bar chart per ranked metric;
+    - `comparison/table`: one row per run; `comparison/<metric>`: a bar chart per ranked metric;
     - `curves/<key>`: one line chart per training curve, a line per run; the metrics table figures and sheet.
     The run's summary holds `<run>/<metric>` for every value. Returns the W&B run id, or None without W&B."""
     names = [str(row.get("run")) for row in rows]
@@ -105,7 +105,7 @@ def publish_comparison(rows: list[dict[str, Any]], images: dict[str, Path], *, o
     import wandb
 
     try:
-        payload: dict[str, Any] = {"comparison/metrics": _table(rows)}
+        payload: dict[str, Any] = {"comparison/table": _table(rows)}
         if examples and examples["rows"]:
             payload["comparison/examples"] = _examples_table(examples)
         payload.update(_metric_bars(rows))
