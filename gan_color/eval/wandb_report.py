@@ -1,5 +1,6 @@
 """Weights & Biases reporting for `evaluate` and `compare`: optional (import guarded), offline-friendly
-(WANDB_MODE=offline), and never fatal: without wandb installed or logged in it warns and the files on disk remain."""
+(WANDB_MODE=offline), and never fatal: without wandb installed or logged in it warns and the files on disk remain.
+`offline_*` read an offline run back (tests; a look before `wandb sync`)."""
 
 from __future__ import annotations
 
