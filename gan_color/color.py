@@ -216,13 +216,24 @@ def lab_to_rgb_in_gamut(lightness: torch.Tensor, ab: torch.Tensor, steps: int = 
     def convert(scale: torch.Tensor, fn: Callable[[Tensor], Tensor]) -> torch.Tensor:  # -> [1, 3, N]
         return _pointwise(fn, torch.cat([l_px, ab_px * scale], 0)[None, :, :, None])[..., 0]
 
+    # `_lab_to_linear_rgb` of (L, scale * ab), operation for operation, with the parts that depend on L only (f(Y)
+    # and its inverse) computed once for the whole bisection.
+    fy = l_px.add(16.0).div_(116.0)
+    y_inverse = _cie_f_inverse(fy)
+
+    def linear_rgb(scale: torch.Tensor) -> torch.Tensor:  # -> [1, 3, N]
+        a, b = (ab_px * scale).unbind(0)
+        x_inverse, z_inverse = _cie_f_inverse(
+            torch.stack([fy.add(a, alpha=1.0 / 500.0), fy.sub(b, alpha=1.0 / 200.0).clamp_(min=0.0)]))
+        return _mix(_RGB_FROM_XYZN, torch.stack([x_inverse, y_inverse, z_inverse], dim=1))
+
     # The sRGB encoding is monotonic, so the bisection tests linear RGB against the encoded bounds' preimages and
     # skips the encoding's power function; only the final scale is encoded.
     bounds = _srgb_decode(torch.tensor([-GAMUT_TOLERANCE, 1 + GAMUT_TOLERANCE], dtype=torch.float64)).tolist()
     low, high = torch.zeros_like(l_px), torch.ones_like(l_px)  # gray (scale 0) is always in gamut
     for _ in range(steps):
         mid = (low + high) / 2
-        fits = _outside(convert(mid, _lab_to_linear_rgb), *bounds).logical_not_().to(mid.dtype)
+        fits = _outside(linear_rgb(mid), *bounds).logical_not_().to(mid.dtype)
         # where(fits, mid, low) and where(fits, high, mid), exactly (lerp returns its ends for weights 0 and 1),
         # several times faster than torch.where on CPU
         low, high = torch.lerp(low, mid, fits), torch.lerp(mid, high, fits)

@@ -202,8 +202,9 @@ def finish_uint8(image: GrayImage, ab: torch.Tensor) -> np.ndarray:
     rows = max(1, STRIP_PIXELS // max(width, 1))
     for top in range(0, height, rows):
         strip_l = lightness[None, :, top: top + rows].to(ab.device)
-        rgb = color.lab_to_rgb_in_gamut(strip_l, color.denormalize_ab(full_ab[:, :, top: top + rows]))
-        out[top: top + rows] = color.rgb_to_uint8(rgb[0]).permute(1, 2, 0).cpu().numpy()
+        rgb = color.lab_to_rgb_in_gamut(strip_l, color.denormalize_ab(full_ab[:, :, top: top + rows]))[0]
+        # = color.rgb_to_uint8(rgb) (already in [0, 1]: no clamp), in place on this temporary
+        out[top: top + rows] = rgb.mul_(255).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return out
 
 
