@@ -25,8 +25,9 @@ def recipe_device() -> str:
 def resolve(cfg: Any, device_type: str | None = None) -> Any:
     """The config a run actually trains with. On a CUDA GPU `fast` turns on bf16 autocast (fp16 when asked for
     explicitly; none on a GPU without bf16), channels-last and torch.compile. Elsewhere it keeps the configured
-    precision, layout and compile: on CPUs channels-last loses and compile's warm-up takes minutes
-    (docs/benchmarks.md), so there the recipe is the fused optimizer and the layout-friendly instance norm only."""
+    precision, layout and compile: on CPUs bf16 and channels-last win on some and lose on others, and compile's
+    warm-up takes minutes (docs/benchmarks.md), so there the recipe is the fused optimizer and the layout-friendly
+    instance norm only."""
     if getattr(cfg.train, "recipe", "plain") != "fast" or (device_type or recipe_device()) != "cuda":
         return cfg
     precision = cfg.train.mixed_precision
