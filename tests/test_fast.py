@@ -93,12 +93,15 @@ def test_swap_keeps_state_dicts_and_outputs():
     assert torch.allclose(discriminator(gray_l, ab), expected[1], atol=1e-5)
 
 
-def test_recipe_resolves_to_gpu_settings_only_on_cuda(tmp_path):
+def test_recipe_resolves_to_gpu_settings_only_on_cuda(monkeypatch):
     cfg = load_config(TINY, ["train.recipe=fast"])
     assert fast.resolve(cfg, "cpu") is cfg
-    if torch.cuda.is_available():
-        gpu = fast.resolve(cfg, "cuda")
-        assert gpu.train.compile and gpu.train.channels_last and gpu.train.mixed_precision in ("bf16", "no")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    gpu = fast.resolve(cfg, "cuda")
+    assert gpu.train.compile and gpu.train.channels_last and gpu.train.mixed_precision == "bf16"
+    assert cfg.train.mixed_precision == "no" and not cfg.train.compile  # the loaded config is left as it was
+    fp16 = fast.resolve(load_config(TINY, ["train.recipe=fast", "train.mixed_precision=fp16"]), "cuda")
+    assert fp16.train.mixed_precision == "fp16"  # asked for explicitly: kept
     plain = load_config(TINY, [])
     assert fast.resolve(plain, "cuda") is plain
     with pytest.raises(ConfigError, match="train.recipe"):
