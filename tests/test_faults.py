@@ -546,7 +546,7 @@ def test_damaged_exports_are_one_line_errors(export_dir: Path, tmp_path: Path,
         line = one_line_error(capsys.readouterr().err)
         assert line.startswith("error: ") and str(folder) in line, (kind, line)
         rc = cli_main(["human-eval", "export", "--models", str(folder), "--data", str(data), "--n", "2", "--out",
-                       str(tmp_path / f"he_{folder.name}"), "--size", "32", "--no-progress"])
+                       str(tmp_path / f"he_{folder.name}"), "--size", "32", "--no-progress", "--task", "turing"])
         assert rc == 2, kind
         assert str(folder) in one_line_error(capsys.readouterr().err)
 
@@ -803,3 +803,27 @@ def test_concurrent_start_is_refused(tmp_path: Path) -> None:
     finally:
         first.kill()
         first.wait()
+
+
+def test_prepare_data_bad_size_and_only_broken_files(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    source = colour_pngs(tmp_path / "photos", count=1)
+    assert cli_main(["prepare-data", str(source), str(tmp_path / "a"), "--size", "0"]) == 2
+    assert "size must be >= 1 px" in one_line_error(capsys.readouterr().err)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    truncated_jpeg(broken / "x.jpg")
+    (broken / "y.png").write_bytes(b"not an image")
+    assert cli_main(["prepare-data", str(broken), str(tmp_path / "b"), "--size", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "can be decoded" in err.strip().splitlines()[-1] and "nothing was cached" in err
+    assert not (tmp_path / "b" / "index.json").exists()
+
+
+def test_human_eval_export_passes_over_an_unreadable_photo(export_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    data = folder_with_a_broken_middle(tmp_path / "photos")
+    rc = cli_main(["human-eval", "export", "--models", str(export_dir), "--data", str(data), "--n", "2", "--out",
+                   str(tmp_path / "he"), "--size", "32", "--no-progress", "--task", "turing"])
+    assert rc == 0 and "Traceback" not in capsys.readouterr().err
+    key = json.loads((tmp_path / "he" / "key.json").read_text())
+    assert sorted(trial["source"] for trial in key["trials"]) == ["a.png", "c.png"]

@@ -76,6 +76,8 @@ def prepare_data(
     """Write the cache of the images under `src` (short side resized to `size`, centre square) to folder `dst`.
     Unreadable files are skipped with a warning and listed in the index. Returns `dst`."""
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    if size < 1 or limit < 0:
+        raise ValueError(f"the size must be >= 1 px and the limit >= 0 (0 = all), got {size} and {limit}")
     if not src.is_dir():
         raise ValueError(f"prepare-data source {str(src)!r} does not exist or is not a folder")
     paths = list_images(src)[: limit if limit > 0 else None]
@@ -86,6 +88,11 @@ def prepare_data(
     dst.mkdir(parents=True, exist_ok=True)
     (dst / INDEX_FILE).unlink(missing_ok=True)  # the index is written last: no index = incomplete cache
     entries = _write_images(paths, src, dst / IMAGES_FILE, size, workers or default_workers(), progress)
+    if not entries["paths"]:  # an empty cache would only fail later, in training
+        (dst / IMAGES_FILE).unlink(missing_ok=True)
+        first = entries["skipped"][0] if entries["skipped"] else ["", ""]
+        raise ValueError(f"none of the {len(paths)} image files under {str(src)!r} can be decoded (e.g. "
+                         f"{Path(first[0]).name}: {first[1]}); nothing was cached")
     index = {
         "format": CACHE_FORMAT,
         "size": size,
