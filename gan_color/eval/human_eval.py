@@ -32,6 +32,7 @@ from gan_color.data import filters
 from gan_color.data.images import DECODE_ERRORS, describe_error, list_images, load_rgb, thumbnail_of
 from gan_color.data.transforms import eval_transform
 from gan_color.inference import Colorizer, find_export, load_spec
+from gan_color.safeio import defuse_row
 
 logger = logging.getLogger("gan_color.human_eval")
 
@@ -168,7 +169,7 @@ def sheet_rows(package: str, trials: Sequence[dict[str, Any]]) -> list[list[str]
 def csv_bytes(rows: Sequence[Sequence[str]]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows([SHEET_COLUMNS, *rows])
+    writer.writerows([SHEET_COLUMNS, *map(defuse_row, rows)])  # ids only today; defused like every sheet we write
     return buffer.getvalue().encode("utf-8")
 
 
@@ -183,7 +184,7 @@ def xlsx_bytes(rows: Sequence[Sequence[str]]) -> bytes:
     sheet.title = "trials"
     sheet.append(list(SHEET_COLUMNS))
     for row in rows:
-        sheet.append(list(row))
+        sheet.append(defuse_row(row))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for column, width in zip("ABCDEFG", (14, 7, 60, 26, 26, 9, 16)):
