@@ -479,6 +479,16 @@ def test_compare_sheet_leaves_out_an_unreadable_file(export_dir: Path, tmp_path:
 FORMULAS = ["=HYPERLINK(1)", "+cmd", "@SUM(1)", "-2+3", "\tTab", "\rCR", "'quoted"]
 
 
+def test_defuse_cell_round_trip() -> None:
+    from gan_color.safeio import defuse_cell, undefuse_cell
+
+    for text in [*FORMULAS, "plain.png", "", "'", "''x", "\uff1dSUM(1)", "a=b", "-"]:
+        cell = defuse_cell(text)
+        assert undefuse_cell(cell) == text
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d"))
+    assert defuse_cell(-1.5) == -1.5 and defuse_cell(3) == 3 and defuse_cell(None) is None
+
+
 def test_per_image_and_comparison_csv_defuse_formulas(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     import csv
 
