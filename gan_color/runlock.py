@@ -7,6 +7,7 @@ on a filesystem without flock. A lock from another host cannot be checked and is
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -67,6 +68,8 @@ class RunLock:
                 os.close(fd)
                 raise RunLocked(f"run folder {self.path.parent} is in use by {describe(holder)}. Wait for it to "
                                 "finish or stop it, or give this run another name (name=...).") from None
+            except OSError:  # a filesystem without flock (some network mounts): the pid/host record below decides
+                break
             try:  # the holder may have removed the file between our open and our lock: lock the file now there
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -100,7 +103,8 @@ class RunLock:
             os.ftruncate(self.fd, 0)
             self.path.unlink(missing_ok=True)
         finally:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):  # (no flock on this filesystem: nothing to unlock)
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
 

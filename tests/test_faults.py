@@ -271,6 +271,27 @@ def test_lock_of_another_host_is_reported(tmp_path: Path) -> None:
         RunLock(tmp_path).acquire()
 
 
+def test_without_flock_a_live_holder_still_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import fcntl
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname()}))
+        monkeypatch.setattr(fcntl, "flock", no_flock)
+        with pytest.raises(RuntimeError, match=f"in use by pid {holder.pid}"):
+            RunLock(tmp_path).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(tmp_path):  # the holder is gone: taken over, and released without flock
+        pass
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
 def test_lock_is_released_when_the_run_fails(tmp_path: Path) -> None:
     cfg = tiny(tmp_path)
     with pytest.raises(ZeroDivisionError), RunLock(cfg.run_dir):
