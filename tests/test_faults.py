@@ -163,17 +163,24 @@ def _stand_in() -> str:
     return STAND_IN
 
 
-def test_statistics_cache_never_unpickles(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize("where", ["--fid-cache", "TORCH_HOME"])
+def test_statistics_cache_never_unpickles(where: str, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     marker = tmp_path / "PWNED"
     images = torch.rand(6, 3, 16, 16)
     fake, real = fid_lib.Uint8Images(images * 0.5), fid_lib.Uint8Images(images)
-    options = dict(feature_extractor=_stand_in(), real_cache_name="set", cache_root=tmp_path / "cache")
+    cache = tmp_path / "cache"
+    if where == "TORCH_HOME":  # the default cache: $TORCH_HOME/fidelity_cache
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
+        cache = tmp_path / "home" / "fidelity_cache"
+    options = dict(feature_extractor=_stand_in(), real_cache_name="set",
+                   cache_root=cache if where == "--fid-cache" else None)
     expected = fid_lib.compute_fid(fake, real, feature_extractor=STAND_IN)
     # torch-fidelity's own cache names (pickles) are never read ...
     for suffix in ("stat-fid-stats", "features-stats"):
-        plant_bomb(tmp_path / "cache" / f"gan_color-set-{STAND_IN}-{suffix}.pt", marker)
+        plant_bomb(cache / f"gan_color-set-{STAND_IN}-{suffix}.pt", marker)
     # ... and a planted .npz with a pickled object array is refused, reported in one line and replaced
-    planted = tmp_path / "cache" / f"gan_color-set-{STAND_IN}-stats.npz"
+    planted = cache / f"gan_color-set-{STAND_IN}-stats.npz"
     np.savez(planted, mu=np.array([Bomb(marker)], dtype=object), sigma=np.zeros((1, 1)))
     assert fid_lib.compute_fid(fake, real, **options) == pytest.approx(expected, rel=1e-12)
     assert not marker.exists()
