@@ -126,6 +126,14 @@ def test_fid_weights_of_another_network_are_refused(tmp_path: Path) -> None:
         fid_lib.inception_weights(tmp_path / "other.safetensors")
 
 
+def test_genuine_inception_copies_are_accepted(prepared_torch_home: Path) -> None:
+    safetensors_copy = ROOT.parent / "shared" / "weights" / "inception_2015_12_05_pool3.safetensors"
+    resaved = prepared_torch_home / "hub" / "checkpoints" / INCEPTION_FILE  # the same tensors as a torch .pth
+    for path in (safetensors_copy, resaved):
+        state, weights_id = fid_lib.verified_inception(fid_lib.inception_weights(path))
+        assert weights_id == "6de81499" and state["fc.weight"].shape == (1008, 2048)
+
+
 STAND_IN = "gan_color_faults_stand_in"
 
 
