@@ -124,4 +124,4 @@ def _is_training(pid: int) -> bool:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return True  # cannot tell: assume it is the run
-    return "python" in command or "gan" in command
+    return not command.strip() or "python" in command or "gan" in command  # (empty while it execs: cannot tell)
