@@ -54,6 +54,7 @@ class ModelResult:
     unavailable: dict[str, str] = field(default_factory=dict)
     sem: dict[str, float] = field(default_factory=dict)  # standard error of the mean of per-image metrics
     per_image: dict[str, dict[str, float]] = field(default_factory=dict)  # file -> per-image metrics
+    scored_only: bool = False  # trained elsewhere with its own budget (`--score`), not by this command
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -319,6 +320,8 @@ def report(context: dict[str, Any], results: list[ModelResult], reference: Model
         f"linearly to 0 over the last {c['steps'] // 2} steps) and no validation passes. *wall min* is the whole "
         f"`train.main` call (set-up, class prior, checkpoints, sample grids included), *img/s* the median rate the "
         f"loop logged. All {len(results)} models took {total_minutes:.0f} min.",
+        *[f"- **{r.name}** was trained elsewhere with its own (larger) budget and is only scored here: "
+          f"`{r.config}`, {r.description['objective']}." for r in results if r.scored_only],
         f"- **Evaluation**: `gan-color evaluate` on the held-out folder: short side resized to {c['size']} px and "
         "centre-cropped, L of the input + predicted ab -> sRGB uint8. " + metric_text(keys, reference, fid),
         "- *gray input* is the reference that predicts ab = 0: per-pixel scores (PSNR, SSIM, AuC) favour it, which "
@@ -452,6 +455,31 @@ def train_all(args: argparse.Namespace, split: dict[str, Path], log) -> list[Mod
     return results
 
 
+def scored_models(args: argparse.Namespace, log) -> list[ModelResult]:
+    """Models trained elsewhere (`--score NAME=MODEL`: a run folder, an export or a shipped model's name), copied
+    into the work folder so they are scored, drawn and reported exactly like the trained ones."""
+    from gan_color.inference import SPEC_NAME, WEIGHTS_NAME, Colorizer, find_export, load_spec
+
+    results = []
+    for entry in args.score:
+        name, _, model = entry.partition("=")
+        if not name or not model:
+            raise ValueError(f"--score takes NAME=MODEL (e.g. shipped=gan-color-base), got {entry!r}")
+        source, folder = find_export(model), Path(args.work) / "scored" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for file in (SPEC_NAME, WEIGHTS_NAME):
+            shutil.copy2(source / file, folder / file)
+        spec = load_spec(folder)
+        network = ", ".join(f"{k}={v}" for k, v in spec.kwargs.items() if k != "pretrained")
+        description = {"objective": f"{spec.objective}, trained elsewhere ({spec.run}, {spec.step} steps)",
+                       "network": f"{spec.arch} ({network})", "lr": ""}
+        params = sum(p.numel() for p in Colorizer.load(folder).parameters())
+        log(f"scoring {name}: {model} ({spec.arch}, trained elsewhere)")
+        results.append(ModelResult(name, str(model), folder, description, {"params_generator": params},
+                                   scored_only=True))
+    return results
+
+
 def evaluate_all(args: argparse.Namespace, results: list[ModelResult], heldout: Path, log) -> ModelResult:
     """Score every model and the gray reference on the held-out folder; returns the reference."""
     from gan_color.inference import Colorizer
@@ -479,7 +507,7 @@ def make_results(args: argparse.Namespace, command: str, log=print) -> Path:
 
     out, work = Path(args.out), Path(args.work)
     split = make_split(args.data, work / "split", train=args.train, heldout=args.heldout, seed=args.seed)
-    results = train_all(args, split, log)
+    results = train_all(args, split, log) + scored_models(args, log)
     reference = evaluate_all(args, results, split[HELDOUT], log)
     eval_size = args.eval_size or args.size
     images = write_images(results, split[HELDOUT], out / "results", size=eval_size, count=args.sheet_images,
@@ -512,6 +540,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", default="runs/results", help="split, run folders, FID cache (default: runs/results)")
     parser.add_argument("--size", type=int, default=64, help="training (and, without --eval-size, evaluation) size")
     parser.add_argument("--eval-size", type=int, default=0, help="evaluation size in px (0 = --size)")
+    parser.add_argument("--score", nargs="*", default=[], metavar="NAME=MODEL",
+                        help="also score models trained elsewhere (run folder, export or shipped model name)")
     parser.add_argument("--steps", type=int, default=200, help="optimisation steps per model (the shared budget)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per step for every model")
     parser.add_argument("--train", type=int, default=900, help="training images in the split")
