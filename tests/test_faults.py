@@ -754,10 +754,21 @@ class ForkedRun:
         if self.poll() is None:
             os.kill(self.pid, 9)
 
-    def communicate(self, timeout: float | None = None) -> tuple[str, None]:
-        output = self.stdout.read()
+    def communicate(self, timeout: float = 240) -> tuple[str, None]:
+        """All output until the run ends; a run still going after `timeout` s is killed and fails the test."""
+        import select
+
+        chunks, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if select.select([self.stdout], [], [], 1.0)[0]:
+                line = self.stdout.readline()
+                if not line:
+                    self.wait()
+                    return "".join(chunks), None
+                chunks.append(line)
+        self.kill()
         self.wait()
-        return output, None
+        raise AssertionError(f"the run did not end within {timeout} s:\n{''.join(chunks)[-2000:]}")
 
 
 def start_run(tmp_path: Path, out: Path, delay: float = 0.05) -> ForkedRun:
@@ -813,8 +824,9 @@ def test_kill_9_at_random_points_resumes_to_the_same_weights(tmp_path: Path) -> 
     assert all(killed), killed
     assert [ckpt.latest_checkpoint(out / "tiny" / "checkpoints").name] == ["step_00000008"]
     run = start_run(tmp_path, out)  # a 6th kill at a random moment after the run got going (a step or a write)
-    while "FAULT write " not in run.stdout.readline():
-        pass
+    line = "start"
+    while line and "FAULT write " not in line:  # (an empty line: the run ended; the assertions below tell)
+        line = run.stdout.readline()
     time.sleep(rng.uniform(0.1, 1.0))
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
