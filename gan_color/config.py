@@ -299,9 +299,11 @@ def check_networks_build(cfg: Config, objective: Any, *, uses_discriminator: boo
     from gan_color.models import build_colorizer, build_discriminator
 
     kwargs = objective.model_kwargs(cfg.model.kwargs)
-    if kwargs.get("pretrained"):  # its constructor reads weights: checked when the run builds it
+    signature = build_colorizer_signature(cfg.model.name)
+    _check_kwarg_types("model", signature, cfg.model.kwargs)
+    default = signature.parameters["pretrained"].default if "pretrained" in signature.parameters else False
+    if kwargs.get("pretrained", default) is True:  # its constructor reads weights: checked when the run builds it
         return
-    _check_kwarg_types("model", build_colorizer_signature(cfg.model.name), cfg.model.kwargs)
     size, what = cfg.data.size, f"model {cfg.model.name!r} with kwargs {cfg.model.kwargs}"
     try:
         with torch.device("meta"), warnings.catch_warnings():
