@@ -254,7 +254,8 @@ def metric_columns(results: list[ModelResult]) -> list[str]:
 def header(key: str) -> str:
     from gan_color.eval.compare import metric_direction
 
-    label = f"FID ({key[3:]} img)" if key.startswith("fid") else LABELS.get(key, key)
+    count, _, at = key[3:].partition("_")
+    label = f"FID ({count} img{', ' + at if at else ''})" if key.startswith("fid") else LABELS.get(key, key)
     return label + {True: " ↑", False: " ↓", None: ""}[metric_direction(key)]
 
 
@@ -480,6 +481,14 @@ def scored_models(args: argparse.Namespace, log) -> list[ModelResult]:
     return results
 
 
+def fid_at(colorizer: Any, heldout: Path, args: argparse.Namespace, run_dir: Path) -> dict[str, float]:
+    """FID at `--fid-size` (crops at that size, upsampled where the photos are smaller), keyed `fid<N>_<size>px`."""
+    scored = evaluate_model(colorizer, heldout, run_dir / "eval" / f"{HELDOUT}_fid{args.fid_size}", size=args.fid_size,
+                            metrics=["fid"], device=args.device, allow_download=not args.no_download,
+                            fid_cache=Path(args.work) / "fid_cache", best_worst=False)
+    return {f"{k}_{args.fid_size}px": v for k, v in scored["metrics"].items() if k.startswith("fid")}
+
+
 def evaluate_all(args: argparse.Namespace, results: list[ModelResult], heldout: Path, log) -> ModelResult:
     """Score every model and the gray reference on the held-out folder; returns the reference."""
     from gan_color.inference import Colorizer
@@ -492,10 +501,15 @@ def evaluate_all(args: argparse.Namespace, results: list[ModelResult], heldout: 
         scored = evaluate_model(Colorizer.load(r.run_dir), heldout, r.run_dir / "eval" / HELDOUT, **options)
         r.metrics, r.unavailable, r.sem = scored["metrics"], scored["unavailable"], standard_errors(scored)
         r.per_image = {row["file"]: row for row in scored["per_image"]}
+        if args.fid_size and "fid" in args.metrics:
+            r.metrics.update(fid_at(Colorizer.load(r.run_dir), heldout, args, r.run_dir))
     scored = evaluate_model(gray_reference(eval_size), heldout, Path(args.work) / "gray_reference" / "eval" / HELDOUT,
                             best_worst=False, **options)
     reference = ModelResult("gray input (ab = 0)", "", None, {}, metrics=scored["metrics"],
                             unavailable=scored["unavailable"])
+    if args.fid_size and "fid" in args.metrics:
+        gray = Path(args.work) / "gray_reference"
+        reference.metrics.update(fid_at(gray_reference(args.fid_size), heldout, args, gray))
     reference.training["eval_images"] = scored["count"]
     return reference
 
@@ -540,6 +554,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", default="runs/results", help="split, run folders, FID cache (default: runs/results)")
     parser.add_argument("--size", type=int, default=64, help="training (and, without --eval-size, evaluation) size")
     parser.add_argument("--eval-size", type=int, default=0, help="evaluation size in px (0 = --size)")
+    parser.add_argument("--fid-size", type=int, default=0, help="also FID at this crop size (0 = only at eval size)")
     parser.add_argument("--score", nargs="*", default=[], metavar="NAME=MODEL",
                         help="also score models trained elsewhere (run folder, export or shipped model name)")
     parser.add_argument("--steps", type=int, default=200, help="optimisation steps per model (the shared budget)")
