@@ -81,7 +81,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 # image size, and every per-pixel step is independent, so strips give bit-identical results.
 STRIP_PIXELS = 1 << 20
 # Inputs larger than this are refused with a message before decoding (`--max-pixels`; 0 = no limit). Colorizing an
-# image holds at most about BYTES_PER_PIXEL bytes per pixel beyond the interpreter (measured: 15.8 for a 100 MP
+# image holds at most about BYTES_PER_PIXEL bytes per pixel beyond the interpreter (measured: 16.1 for a 100 MP
 # JPEG, tests/test_colorize.py): its L (4, float32), the ab upsampled once, exactly as one pass would (8), the
 # uint8 output (3) and strips of STRIP_PIXELS. Before strips it was ~81.
 DEFAULT_MAX_PIXELS = 120_000_000
