@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,9 @@ def setup(cfg: Config) -> Run:
         for name, net in networks.items()
     }
     factor = pix2pix_schedule(cfg.optim.steps, cfg.optim.decay_steps)
+    # A phase that rests a network (pix2pix's gan_start / d_warmup) skips its optimizer's step while its schedule
+    # keeps counting global steps, which is what we want; torch would warn about it once.
+    warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
     # Schedulers are stepped once per optimisation step by us, not prepared: Accelerate would step them once per
     # process, while optim.steps counts global steps.
     schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, factor) for name, opt in optimizers.items()}
