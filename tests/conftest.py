@@ -7,18 +7,53 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SHARED_WEIGHTS = REPO.parent / "shared" / "weights"
 
 
+# Crops (left, top, right, bottom as fractions) of each bundled photo: whole, two overlapping thirds, the centre.
+PHOTO_CROPS = ((0, 0, 1, 1), (0, 0, 2 / 3, 2 / 3), (1 / 3, 1 / 3, 1, 1), (1 / 4, 1 / 4, 3 / 4, 3 / 4))
+PHOTO_SIDE = 192  # the longer side of each written photo: small enough to keep the tests fast
+
+
+def write_photos(folder: Path, crops=PHOTO_CROPS, *, gray: bool = False) -> list[Path]:
+    """JPEGs cut from the colour photos the package ships (gan_color.data.embedded), named so the first five in
+    sorted order come from five different photos; with `gray`, saved as single-channel (L) JPEGs."""
+    from gan_color.data.embedded import PHOTOS, load_photos
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, box in enumerate(crops):
+        for name, array in zip(PHOTOS, load_photos()):
+            image = Image.fromarray(array)
+            width, height = image.size
+            image = image.crop((round(box[0] * width), round(box[1] * height), round(box[2] * width),
+                                round(box[3] * height)))
+            image.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.LANCZOS)
+            path = folder / f"{'gray_' if gray else ''}{k:02d}_{name}.jpg"
+            (image.convert("L") if gray else image).save(path, quality=90)
+            paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 colour photos (JPEG, longer side 192 px) cut from the photos the package ships: every clone has them."""
+    folder = tmp_path_factory.mktemp("photos")
+    write_photos(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def imagenet_dir() -> Path:
-    """The 1000-image ImageNet sample next to the repository (../shared/data); tests using it skip without it."""
+    """The 1000-image ImageNet sample next to the repository (../shared/data). Only the FID regression tests use
+    it, for the numbers recorded on it; they need the real weights from ../shared/weights too."""
     path = SHARED_DATA / "imagenet-1k-sample"
     if not path.is_dir():
-        pytest.skip(f"{path} is missing")
+        pytest.skip(f"{path} is missing: the FID regression numbers were recorded on these photos")
     return path
 
 
@@ -26,7 +61,7 @@ def imagenet_dir() -> Path:
 def prepared_torch_home() -> Path:
     """A torch hub cache with the real LPIPS/FID weights, built once from ../shared/weights into .torch_home/."""
     if not (SHARED_WEIGHTS / "make_torch_home.py").is_file():
-        pytest.skip(f"{SHARED_WEIGHTS} is missing")
+        pytest.skip(f"needs the real LPIPS/FID weights, which are not in the repository: {SHARED_WEIGHTS} is missing")
     home = REPO / ".torch_home"
     if not (home / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth").is_file():
         subprocess.run([sys.executable, str(SHARED_WEIGHTS / "make_torch_home.py"), str(home)], check=True,

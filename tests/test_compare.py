@@ -36,13 +36,13 @@ def make_run(folder: Path, seed: int, *, steps: int = 0) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(imagenet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def runs(photo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     root = tmp_path_factory.mktemp("runs")
     folders = [make_run(root / "gan_a", 0, steps=100), make_run(root / "gan_b", 1, steps=60)]
     for folder in folders:
-        result = evaluate(Colorizer.load(folder), imagenet_dir, size=32, limit=5, metrics=METRICS, device="cpu",
+        result = evaluate(Colorizer.load(folder), photo_dir, size=32, limit=5, metrics=METRICS, device="cpu",
                           progress=False)
-        write_report(result, folder / "eval" / imagenet_dir.name)
+        write_report(result, folder / "eval" / photo_dir.name)
     return folders
 
 
@@ -75,7 +75,7 @@ def test_compare_writes_table_plots_sheet_and_wandb_run(runs: list[Path], tmp_pa
         assert len(offline) == 1 and list(offline[0].rglob("*.table.json"))
 
 
-def test_runs_without_evaluation(runs: list[Path], imagenet_dir: Path, tmp_path: Path,
+def test_runs_without_evaluation(runs: list[Path], photo_dir: Path, tmp_path: Path,
                                  capsys: pytest.CaptureFixture) -> None:
     fresh = make_run(tmp_path / "fresh", 2)
     assert main(["compare", str(fresh), "--out", str(tmp_path / "a"), "--num-images", "0"]) == 0

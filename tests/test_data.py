@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from conftest import PHOTO_CROPS, write_photos
 from PIL import Image
 from torch.utils.data import DataLoader, default_collate
 
@@ -27,23 +28,18 @@ from gan_color.data import (
 )
 from gan_color.registry import DATASETS
 
-GRAY_NAMES = [
-    "n02096051_Airedale.jpg",
-    "n02676566_acoustic_guitar.jpg",
-    "n02692877_airship.jpg",
-    "n03388043_fountain.jpg",
-    "n04254680_soccer_ball.jpg",
-]
-
 
 @pytest.fixture(scope="module")
-def subset_dir(imagenet_dir, tmp_path_factory):
-    """10 colour + 5 grayscale ImageNet photos (symlinks)."""
+def subset_dir(tmp_path_factory):
+    """10 colour + 5 grayscale (single-channel JPEG) photos cut from the photos the package ships."""
     folder = tmp_path_factory.mktemp("subset")
-    colour = [p for p in sorted(imagenet_dir.glob("*.jpg")) if p.name not in GRAY_NAMES][::100]
-    for path in colour + [imagenet_dir / name for name in GRAY_NAMES]:
-        (folder / path.name).symlink_to(path)
+    write_photos(folder, PHOTO_CROPS[:2])
+    write_photos(folder, PHOTO_CROPS[2:3], gray=True)
     return folder
+
+
+def _gray_names(folder):
+    return {p.name for p in folder.glob("gray_*.jpg")}
 
 
 def _save(path, image, **kwargs):
@@ -90,8 +86,8 @@ def _warnings(caplog):
     return [r for r in caplog.records if r.name == "gan_color.data" and r.levelno == logging.WARNING]
 
 
-def test_folder_over_imagenet_subset(imagenet_dir):
-    dataset = build_dataset(str(imagenet_dir), size=32, train=True, limit=8)
+def test_folder_over_photos(photo_dir):
+    dataset = build_dataset(str(photo_dir), size=32, train=True, limit=8)
     assert len(dataset) == 8 and dataset.skipped == []
     item = dataset[5]
     assert set(item) == {"rgb", "gray_l", "real_ab", "index"} and item["index"] == 5
@@ -99,15 +95,16 @@ def test_folder_over_imagenet_subset(imagenet_dir):
     assert item["gray_l"].shape == (1, 32, 32) and item["real_ab"].shape == (2, 32, 32)
     assert 0 <= item["rgb"].min() and item["rgb"].max() <= 1
     assert -1 <= item["gray_l"].min() and item["gray_l"].max() <= 1 and item["real_ab"].abs().max() <= 1.2
-    rgb_only = build_dataset(str(imagenet_dir), size=32, train=False, to_lab=False, limit=2)[1]
+    rgb_only = build_dataset(str(photo_dir), size=32, train=False, to_lab=False, limit=2)[1]
     assert set(rgb_only) == {"rgb", "index"} and rgb_only["rgb"].dtype == torch.uint8  # float only after add_lab
-    with_lab = build_dataset(str(imagenet_dir), size=32, train=False, limit=2)[1]
+    with_lab = build_dataset(str(photo_dir), size=32, train=False, limit=2)[1]
     torch.testing.assert_close(with_lab["rgb"], rgb_only["rgb"] / 255)
 
 
 def test_drop_grayscale_and_min_colorfulness(subset_dir):
     dataset = build_dataset(str(subset_dir), size=32, train=False, drop_grayscale=True)
-    assert len(dataset) == 10 and not {p.name for p in dataset.paths} & set(GRAY_NAMES)
+    gray_names = _gray_names(subset_dir)
+    assert len(gray_names) == 5 and len(dataset) == 10 and not {p.name for p in dataset.paths} & gray_names
     assert dataset.filter_report["dropped_grayscale"] == 5 and dataset.filter_report["considered"] == 15
     # min_colorfulness keeps exactly the images whose thumbnail score reaches it.
     scores = {p.name: filters.image_stats(images.load_thumbnail(p, filters.THUMBNAIL_SIDE))[1] for p in dataset.paths}
@@ -160,13 +157,13 @@ def test_exif_orientation_and_jpeg_draft(tmp_path):
     assert images.load_rgb(tmp_path / "big.jpg", min_side=64).size == (200, 150)  # libjpeg decoded at 1/8
 
 
-def test_eval_deterministic_train_seeded(imagenet_dir):
-    evaluation = build_dataset(str(imagenet_dir), size=24, train=False, limit=4)
+def test_eval_deterministic_train_seeded(photo_dir):
+    evaluation = build_dataset(str(photo_dir), size=24, train=False, limit=4)
     torch.manual_seed(1)
     first = evaluation[2]["rgb"]
     torch.manual_seed(2)
     assert torch.equal(first, evaluation[2]["rgb"])
-    train = build_dataset(str(imagenet_dir), size=24, train=True, limit=4, to_lab=False)
+    train = build_dataset(str(photo_dir), size=24, train=True, limit=4, to_lab=False)
     draws = []
     for seed in (0, 0, 1):
         torch.manual_seed(seed)
@@ -236,9 +233,9 @@ def test_prepare_data_cli_skips_broken_files(odd_dir, tmp_path, caplog, capsys):
     assert cache.run_cli(args) == 2 and "--overwrite" in capsys.readouterr().err
 
 
-def test_add_lab_matches_to_lab(imagenet_dir):
-    with_lab = build_dataset(str(imagenet_dir), size=24, train=False, limit=3)
-    rgb_only = build_dataset(str(imagenet_dir), size=24, train=False, limit=3, to_lab=False)
+def test_add_lab_matches_to_lab(photo_dir):
+    with_lab = build_dataset(str(photo_dir), size=24, train=False, limit=3)
+    rgb_only = build_dataset(str(photo_dir), size=24, train=False, limit=3, to_lab=False)
     batch = add_lab(default_collate([rgb_only[i] for i in range(3)]))
     expected = default_collate([with_lab[i] for i in range(3)])
     assert torch.allclose(batch["gray_l"], expected["gray_l"]) and torch.allclose(

@@ -49,16 +49,16 @@ class ConstantAB(nn.Module):
         return self.ab.expand(len(gray_l), 2, *gray_l.shape[-2:])
 
 
-def test_evaluate_cli_end_to_end(run_dir: Path, imagenet_dir: Path, prepared_torch_home: Path,
+def test_evaluate_cli_end_to_end(run_dir: Path, photo_dir: Path, prepared_torch_home: Path,
                                  monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setenv("TORCH_HOME", str(prepared_torch_home))
-    rc = main(["evaluate", "--model", str(run_dir), "--data", str(imagenet_dir), "--size", "32", "--limit", "6",
+    rc = main(["evaluate", "--model", str(run_dir), "--data", str(photo_dir), "--size", "32", "--limit", "6",
                "--workers", "0", "--quiet", "--best-worst", "2", "--metrics", *CHEAP, "lpips_alex"])
     assert rc == 0
-    out_dir = run_dir / "eval" / imagenet_dir.name
+    out_dir = run_dir / "eval" / photo_dir.name
     summary = json.loads((out_dir / "metrics.json").read_text())
     assert summary["protocol"]["size"] == 32 and summary["protocol"]["limit"] == 6
-    assert summary["model"]["arch"] == "resnet_6blocks" and summary["data"]["root"] == str(imagenet_dir.resolve())
+    assert summary["model"]["arch"] == "resnet_6blocks" and summary["data"]["root"] == str(photo_dir.resolve())
     assert set(summary["metrics"]) == {"psnr_rgb_uint8", "ssim_rgb_uint8", "lpips_alex", "colorfulness",
                                        "delta_colorfulness", "colorfulness_real", "auc_ab_0_150"}
     assert 5 < summary["metrics"]["psnr_rgb_uint8"] < 40 and 0 < summary["metrics"]["lpips_alex"] < 1
@@ -66,7 +66,7 @@ def test_evaluate_cli_end_to_end(run_dir: Path, imagenet_dir: Path, prepared_tor
     with (out_dir / "per_image.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == summary["count"] > 0
-    assert all((imagenet_dir / row["file"]).is_file() for row in rows)
+    assert all((photo_dir / row["file"]).is_file() for row in rows)
     mean_psnr = sum(float(row["psnr_rgb_uint8"]) for row in rows) / len(rows)
     assert mean_psnr == pytest.approx(summary["metrics"]["psnr_rgb_uint8"], rel=1e-6)  # per image, then averaged
     grid = Image.open(out_dir / "best_worst.png")
@@ -74,32 +74,32 @@ def test_evaluate_cli_end_to_end(run_dir: Path, imagenet_dir: Path, prepared_tor
     assert "not applicable" in capsys.readouterr().out
 
 
-def test_evaluate_api_numbers_match_a_direct_computation(imagenet_dir: Path) -> None:
+def test_evaluate_api_numbers_match_a_direct_computation(photo_dir: Path) -> None:
     colorizer = Colorizer(ConstantAB(0.0), ExportSpec(arch="constant", kwargs={}, image_size=32))
-    result = evaluate(colorizer, imagenet_dir, size=32, limit=5, metrics=["psnr_rgb_uint8", "auc_ab_0_150"],
+    result = evaluate(colorizer, photo_dir, size=32, limit=5, metrics=["psnr_rgb_uint8", "auc_ab_0_150"],
                       device="cpu", progress=False, drop_grayscale=False)
     crop = eval_transform(32)
-    real = torch.stack([crop(load_rgb(p, 32)) for p in list_images(imagenet_dir)[:5]])
+    real = torch.stack([crop(load_rgb(p, 32)) for p in list_images(photo_dir)[:5]])
     gray_l, real_ab = color.rgb_to_model_inputs(real)
     gray = color.model_outputs_to_rgb(gray_l, torch.zeros_like(real_ab))
     psnr = M.psnr_uint8(color.rgb_to_uint8(gray), color.rgb_to_uint8(real))
     auc = M.auc_ab(torch.zeros_like(real_ab), color.denormalize_ab(real_ab))
     assert [row["psnr_rgb_uint8"] for row in result["per_image"]] == pytest.approx(psnr.tolist(), abs=1e-4)
     assert result["metrics"]["auc_ab_0_150"] == pytest.approx(float(auc.mean()), abs=1e-6)
-    assert [row["file"] for row in result["per_image"]] == [p.name for p in list_images(imagenet_dir)[:5]]
+    assert [row["file"] for row in result["per_image"]] == [p.name for p in list_images(photo_dir)[:5]]
 
 
-def test_classifier_bin_accuracy_in_full_resolution_mode(imagenet_dir: Path) -> None:
+def test_classifier_bin_accuracy_in_full_resolution_mode(photo_dir: Path) -> None:
     q = len(color.ab_bins())
     torch.manual_seed(0)
     spec = ExportSpec(arch="conv1x1", kwargs={}, output="ab_logits", num_bins=q, image_size=32)
-    result = evaluate(Colorizer(nn.Conv2d(1, q, 1), spec), imagenet_dir, size=32, limit=3, full_resolution=True,
+    result = evaluate(Colorizer(nn.Conv2d(1, q, 1), spec), photo_dir, size=32, limit=3, full_resolution=True,
                       metrics=["bin_accuracy", "psnr_rgb_uint8"], device="cpu", progress=False)
     assert 0 <= result["metrics"]["bin_accuracy"] <= 1 and result["protocol"]["full_resolution"]
     assert result["count"] == len(result["per_image"]) > 0
 
 
-def test_missing_weights_are_reported_and_other_metrics_run(run_dir: Path, imagenet_dir: Path, tmp_path: Path,
+def test_missing_weights_are_reported_and_other_metrics_run(run_dir: Path, photo_dir: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
@@ -109,7 +109,7 @@ def test_missing_weights_are_reported_and_other_metrics_run(run_dir: Path, image
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    rc = main(["evaluate", "--model", str(run_dir), "--data", str(imagenet_dir), "--size", "32", "--limit", "3",
+    rc = main(["evaluate", "--model", str(run_dir), "--data", str(photo_dir), "--size", "32", "--limit", "3",
                "--workers", "0", "--quiet", "--best-worst", "0", "--out", str(tmp_path / "out"),
                "--metrics", "psnr_rgb_uint8", "lpips_alex", "fid"])
     assert rc == 0
@@ -121,11 +121,11 @@ def test_missing_weights_are_reported_and_other_metrics_run(run_dir: Path, image
     assert "TORCH_HOME" in printed.out and "Traceback" not in printed.out + printed.err
 
 
-def test_cli_errors_are_messages(run_dir: Path, imagenet_dir: Path, tmp_path: Path,
+def test_cli_errors_are_messages(run_dir: Path, photo_dir: Path, tmp_path: Path,
                                  capsys: pytest.CaptureFixture) -> None:
-    assert main(["evaluate", "--model", str(run_dir), "--data", str(imagenet_dir), "--metrics", "psnr_rgb_unit8"]) == 2
+    assert main(["evaluate", "--model", str(run_dir), "--data", str(photo_dir), "--metrics", "psnr_rgb_unit8"]) == 2
     assert "did you mean 'psnr_rgb_uint8'" in capsys.readouterr().err
-    assert main(["evaluate", "--model", str(tmp_path / "none"), "--data", str(imagenet_dir)]) == 2
+    assert main(["evaluate", "--model", str(tmp_path / "none"), "--data", str(photo_dir)]) == 2
     assert "no model export" in capsys.readouterr().err
 
 

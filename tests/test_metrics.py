@@ -32,11 +32,22 @@ def torch_home(prepared_torch_home: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     return prepared_torch_home
 
 
-@pytest.fixture(scope="session")
-def photos(imagenet_dir: Path) -> torch.Tensor:
-    """12 real photos, 48 px eval crops, float RGB in [0, 1]."""
+def _eval_crops(folder: Path) -> torch.Tensor:
+    """The first 12 photos of `folder`, 48 px eval crops, float RGB in [0, 1]."""
     crop = eval_transform(48)
-    return torch.stack([crop(load_rgb(p)) for p in list_images(imagenet_dir)[:12]])
+    return torch.stack([crop(load_rgb(p)) for p in list_images(folder)[:12]])
+
+
+@pytest.fixture(scope="session")
+def photos(photo_dir: Path) -> torch.Tensor:
+    """12 real photos cut from the ones the package ships."""
+    return _eval_crops(photo_dir)
+
+
+@pytest.fixture(scope="session")
+def imagenet_photos(prepared_torch_home: Path, imagenet_dir: Path) -> torch.Tensor:
+    """12 ImageNet photos: the FID regression numbers below were recorded on them (with the real weights)."""
+    return _eval_crops(imagenet_dir)
 
 
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,16 +269,16 @@ def _fid_reference_inputs(photos: torch.Tensor, tmp_path: Path) -> tuple[Path, t
     return _save_pngs(photos * 0.7, tmp_path / "fake"), fid_lib.Uint8Images(photos)
 
 
-def test_fid_values_unchanged_by_safe_loading(photos: torch.Tensor, torch_home: Path, tmp_path: Path,
+def test_fid_values_unchanged_by_safe_loading(imagenet_photos: torch.Tensor, torch_home: Path, tmp_path: Path,
                                               two_threads: None) -> None:
-    folder, real = _fid_reference_inputs(photos, tmp_path)  # a folder of PNGs against a dataset of tensors
+    folder, real = _fid_reference_inputs(imagenet_photos, tmp_path)  # a folder of PNGs against a dataset of tensors
     assert fid_lib.compute_fid(folder, real, feature_layer="768") == pytest.approx(FID_BEFORE["768_folder"], **SAME)
 
 
 @pytest.mark.slow
-def test_fid_pool3_value_unchanged_and_cached_as_npz(photos: torch.Tensor, torch_home: Path, tmp_path: Path,
-                                                     two_threads: None) -> None:
-    folder, real = _fid_reference_inputs(photos, tmp_path)
+def test_fid_pool3_value_unchanged_and_cached_as_npz(imagenet_photos: torch.Tensor, torch_home: Path,
+                                                     tmp_path: Path, two_threads: None) -> None:
+    folder, real = _fid_reference_inputs(imagenet_photos, tmp_path)
     options = dict(real_cache_name="ref", cache_root=tmp_path / "cache")
     assert fid_lib.compute_fid(folder, real, **options) == pytest.approx(FID_BEFORE["2048_folder"], **SAME)
     (cached,) = (tmp_path / "cache").glob("*.npz")  # (reading it back: test_fid_stand_in_identical_shifted_and_cached)

@@ -69,11 +69,11 @@ def test_notes_survive_regeneration(tmp_path):
     assert results.kept_notes(path) == "the GAN is browner"
 
 
-def test_tiny_end_to_end_writes_the_table_and_sheets(tmp_path, imagenet_dir):
+def test_tiny_end_to_end_writes_the_table_and_sheets(tmp_path, photo_dir):
     if not (ROOT / results.MODELS["cnn_l2_lab"]).is_file():
         pytest.skip("baseline configs are missing")
     out, work = tmp_path / "docs", tmp_path / "work"
-    args = ["--data", str(imagenet_dir), "--out", str(out), "--work", str(work), "--size", "32", "--steps", "2",
+    args = ["--data", str(photo_dir), "--out", str(out), "--work", str(work), "--size", "32", "--steps", "2",
             "--batch-size", "2", "--train", "8", "--heldout", "4", "--models", str(ROOT / "configs" / "tiny_cpu.yaml"),
             "cnn_l2_lab", "--metrics", "psnr_rgb_uint8", "ssim_rgb_uint8", "colorfulness", "delta_colorfulness",
             "--workers", "0", "--threads", "1", "--sheet-images", "2"]

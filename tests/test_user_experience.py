@@ -86,19 +86,19 @@ def test_training_logs_captioned_probe_grids_and_held_out_images(tmp_path: Path,
 
 
 @pytest.fixture(scope="module")
-def evaluated_runs(imagenet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def evaluated_runs(photo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     from test_compare import METRICS, make_run
 
     root = tmp_path_factory.mktemp("ux_runs")
     folders = [make_run(root / "gan_a", 0, steps=100), make_run(root / "gan_b", 1, steps=60)]
     for folder in folders:
-        result = evaluate(Colorizer.load(folder), imagenet_dir, size=32, limit=5, metrics=METRICS, device="cpu",
+        result = evaluate(Colorizer.load(folder), photo_dir, size=32, limit=5, metrics=METRICS, device="cpu",
                           progress=False)
-        write_report(result, folder / "eval" / imagenet_dir.name)
+        write_report(result, folder / "eval" / photo_dir.name)
     return folders
 
 
-def test_compare_wandb_table_has_a_row_per_held_out_image(evaluated_runs: list[Path], imagenet_dir: Path,
+def test_compare_wandb_table_has_a_row_per_held_out_image(evaluated_runs: list[Path], photo_dir: Path,
                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture) -> None:
     pytest.importorskip("wandb")
@@ -115,12 +115,12 @@ def test_compare_wandb_table_has_a_row_per_held_out_image(evaluated_runs: list[P
 
     offline = next((tmp_path / "wandb").glob("offline-run-*"))
     info = wandb_run_info(offline)
-    assert info.job_type == "compare" and info.run_group == f"compare-{imagenet_dir.name}"
+    assert info.job_type == "compare" and info.run_group == f"compare-{photo_dir.name}"
     table, files = offline_table(offline, "comparison/examples")
     assert table["columns"][:5] == ["file", "gray input", "gan_a", "gan_b", "ground truth"]
     assert "gan_a psnr_rgb_uint8" in table["columns"] and "gan_b auc_ab_0_150" in table["columns"]
     assert len(table["data"]) == 4  # one row per held-out image
-    per_image = {row["file"]: row for row in _csv(evaluated_runs[1] / "eval" / imagenet_dir.name / "per_image.csv")}
+    per_image = {row["file"]: row for row in _csv(evaluated_runs[1] / "eval" / photo_dir.name / "per_image.csv")}
     psnr_b = table["columns"].index("gan_b psnr_rgb_uint8")
     for row in table["data"]:
         assert row[psnr_b] == pytest.approx(float(per_image[row[0]]["psnr_rgb_uint8"]))
@@ -164,13 +164,13 @@ def test_train_ends_with_its_paths_and_the_next_command(tmp_path: Path, capsys: 
     assert f"next: gan-color colorize --model {run_dir} PHOTOS --out colorized/" in out
 
 
-def test_evaluate_says_why_files_were_left_out(evaluated_runs: list[Path], imagenet_dir: Path, tmp_path: Path,
+def test_evaluate_says_why_files_were_left_out(evaluated_runs: list[Path], photo_dir: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture) -> None:
     from PIL import Image
 
     photos = tmp_path / "photos"
     photos.mkdir()
-    for path in sorted(imagenet_dir.glob("*.jpg"))[:3]:
+    for path in sorted(photo_dir.glob("*.jpg"))[:3]:
         Image.open(path).save(photos / path.name)
     Image.open(path).convert("L").convert("RGB").save(photos / "gray.png")
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
@@ -183,9 +183,9 @@ def test_evaluate_says_why_files_were_left_out(evaluated_runs: list[Path], image
     assert f"next: evaluate other runs on the same folder, then `gan-color compare {evaluated_runs[0]}" in out
 
 
-def test_colorize_names_its_output_folder(evaluated_runs: list[Path], imagenet_dir: Path, tmp_path: Path,
+def test_colorize_names_its_output_folder(evaluated_runs: list[Path], photo_dir: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
-    photo = sorted(imagenet_dir.glob("*.jpg"))[0]
+    photo = sorted(photo_dir.glob("*.jpg"))[0]
     out_dir = tmp_path / "colorized"
     assert main(["colorize", "--model", str(evaluated_runs[0]), str(photo), "--out", str(out_dir),
                  "--no-progress"]) == 0
@@ -195,10 +195,10 @@ def test_colorize_names_its_output_folder(evaluated_runs: list[Path], imagenet_d
            f"{evaluated_runs[0]} --data DIR" in out
 
 
-def test_human_eval_says_what_to_share_and_how_to_score(evaluated_runs: list[Path], imagenet_dir: Path,
+def test_human_eval_says_what_to_share_and_how_to_score(evaluated_runs: list[Path], photo_dir: Path,
                                                         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "rating"
-    assert main(["human-eval", "export", "--models", *map(str, evaluated_runs), "--data", str(imagenet_dir),
+    assert main(["human-eval", "export", "--models", *map(str, evaluated_runs), "--data", str(photo_dir),
                  "--n", "4", "--size", "32", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert f"rater package: {out / 'rater'}" in printed and (out / "rater" / "index.html").is_file()
@@ -280,11 +280,11 @@ def test_accelerate_launch_with_the_preset_is_quiet() -> None:
 # Item 7: small mismatches
 
 
-def test_prepare_data_bar_ends_at_the_total(imagenet_dir: Path, tmp_path: Path,
+def test_prepare_data_bar_ends_at_the_total(photo_dir: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    for path in sorted(imagenet_dir.glob("*.jpg"))[:3]:
+    for path in sorted(photo_dir.glob("*.jpg"))[:3]:
         (src / path.name).write_bytes(path.read_bytes())
     (src / "broken.jpg").write_bytes(b"not a jpeg")
     assert main(["prepare-data", str(src), str(tmp_path / "cache"), "--size", "32", "--workers", "1"]) == 0
