@@ -49,19 +49,17 @@ class ConstantAB(nn.Module):
         return self.ab.expand(len(gray_l), 2, *gray_l.shape[-2:])
 
 
-def test_evaluate_cli_end_to_end(run_dir: Path, photo_dir: Path, prepared_torch_home: Path,
-                                 monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setenv("TORCH_HOME", str(prepared_torch_home))
+def test_evaluate_cli_end_to_end(run_dir: Path, photo_dir: Path, capsys: pytest.CaptureFixture) -> None:
     rc = main(["evaluate", "--model", str(run_dir), "--data", str(photo_dir), "--size", "32", "--limit", "6",
-               "--workers", "0", "--quiet", "--best-worst", "2", "--metrics", *CHEAP, "lpips_alex"])
+               "--workers", "0", "--quiet", "--best-worst", "2", "--metrics", *CHEAP])
     assert rc == 0
     out_dir = run_dir / "eval" / photo_dir.name
     summary = json.loads((out_dir / "metrics.json").read_text())
     assert summary["protocol"]["size"] == 32 and summary["protocol"]["limit"] == 6
     assert summary["model"]["arch"] == "resnet_6blocks" and summary["data"]["root"] == str(photo_dir.resolve())
-    assert set(summary["metrics"]) == {"psnr_rgb_uint8", "ssim_rgb_uint8", "lpips_alex", "colorfulness",
+    assert set(summary["metrics"]) == {"psnr_rgb_uint8", "ssim_rgb_uint8", "colorfulness",
                                        "delta_colorfulness", "colorfulness_real", "auc_ab_0_150"}
-    assert 5 < summary["metrics"]["psnr_rgb_uint8"] < 40 and 0 < summary["metrics"]["lpips_alex"] < 1
+    assert 5 < summary["metrics"]["psnr_rgb_uint8"] < 40
     assert "bin_accuracy" in summary["not_applicable"] and summary["unavailable"] == {}
     with (out_dir / "per_image.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -72,6 +70,17 @@ def test_evaluate_cli_end_to_end(run_dir: Path, photo_dir: Path, prepared_torch_
     grid = Image.open(out_dir / "best_worst.png")
     assert grid.width > 3 * 150 and grid.height > 4 * 150  # 3 columns, 2 best + 2 worst rows
     assert "not applicable" in capsys.readouterr().out
+
+
+def test_evaluate_cli_scores_lpips_with_the_real_weights(run_dir: Path, photo_dir: Path, prepared_torch_home: Path,
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(prepared_torch_home))
+    assert main(["evaluate", "--model", str(run_dir), "--data", str(photo_dir), "--size", "32", "--limit", "3",
+                 "--workers", "0", "--quiet", "--best-worst", "0", "--out", str(tmp_path / "out"),
+                 "--metrics", "psnr_rgb_uint8", "lpips_alex"]) == 0
+    summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert set(summary["metrics"]) == {"psnr_rgb_uint8", "lpips_alex"} and summary["unavailable"] == {}
+    assert 0 < summary["metrics"]["lpips_alex"] < 1
 
 
 def test_evaluate_api_numbers_match_a_direct_computation(photo_dir: Path) -> None:
