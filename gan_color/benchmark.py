@@ -28,6 +28,7 @@ from gan_color import color
 from gan_color.config import load_config
 from gan_color.data import CacheDataset, FolderDataset, add_lab, list_images, prepare_data
 from gan_color.data.embedded import load_photos
+from gan_color.devices import device_name, resolve_device
 from gan_color.loader import make_train_loader
 
 SECTIONS = ("train", "variants", "data", "colorize")
@@ -118,16 +119,6 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch sees no CUDA GPU")
-    return device
-
-
 @contextlib.contextmanager
 def accelerate_session(device: torch.device) -> Iterator[None]:
     """Each case builds its own Accelerator with its own mixed precision. Accelerate keeps one process-wide state
@@ -162,16 +153,6 @@ def environment(device: torch.device) -> dict[str, Any]:
     return {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
             "accelerate": accelerate.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "load_average_start": load_average()}
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> list[float] | None:

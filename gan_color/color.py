@@ -248,6 +248,11 @@ def rgb_to_uint8(rgb: Tensor) -> Tensor:
     return (rgb.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+def rgb_to_uint8_array(rgb: Tensor) -> np.ndarray:
+    """sRGB [3, H, W], float in [0, 1] or already uint8 (as dataset items are) -> a uint8 [H, W, 3] image array."""
+    return rgb_to_uint8(rgb).cpu().permute(1, 2, 0).numpy()
+
+
 def normalize_l(l: Tensor) -> Tensor:  # noqa: E741 - "l" is the Lab channel name
     """L in [0, 100] -> [-1, 1]."""
     return (l - L_CENTER) / L_SCALE

@@ -29,6 +29,7 @@ from gan_color.data.images import (
     describe_error,
     list_images,
 )
+from gan_color.devices import resolve_device
 from gan_color.inference import DECODE_METHODS, Colorizer
 
 logger = logging.getLogger("gan_color.colorize")
@@ -64,17 +65,6 @@ class ColorizeReport:
         lines = [f"colorized {len(self.written)} image(s), {len(self.failed)} failed"]
         lines += [f"  FAILED {path}: {reason}" for path, reason in self.failed]
         return "\n".join(lines)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> the first CUDA GPU when present, else Apple MPS, else CPU; anything else is passed to torch."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 # Full-resolution work runs on horizontal strips of about this many pixels: temporaries stay small whatever the
@@ -220,11 +210,6 @@ def colorize_gray(colorizer: Colorizer, images: Sequence[GrayImage], *, size: in
         ab = F.interpolate(ab[None], size=lightness.shape[-2:], mode="bilinear", align_corners=False)
         outputs.append(color.lab_to_rgb_in_gamut(lightness, color.denormalize_ab(ab))[0].cpu())
     return outputs
-
-
-def to_uint8(rgb: torch.Tensor) -> np.ndarray:
-    """sRGB [3, H, W], float in [0, 1] or already uint8 (as dataset items are) -> uint8 [H, W, 3]."""
-    return color.rgb_to_uint8(rgb).cpu().permute(1, 2, 0).numpy()
 
 
 def gray_rgb(image: GrayImage) -> torch.Tensor:
@@ -475,7 +460,7 @@ def _finish_one(path: Path, output: Path, image: GrayImage, ab: torch.Tensor, *,
     try:
         array, alpha = finish_uint8(image, ab), image.alpha
         if side_by_side:
-            array = np.concatenate([to_uint8(gray_rgb(image)), array], axis=1)
+            array = np.concatenate([color.rgb_to_uint8_array(gray_rgb(image)), array], axis=1)
             alpha = None if alpha is None else np.concatenate([alpha, alpha], axis=1)
         image.lightness = torch.empty(0)  # the full-resolution L is no longer needed: free it before encoding
         return path, output, save_image(array, alpha, output, quality=quality)

@@ -5,21 +5,15 @@ wraps the objective's step and changes no maths; in fp32 it trains to the plain 
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import torch
 from torch import nn
 
+from gan_color.devices import training_device_type
+
 RECIPES = ("plain", "fast")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-def recipe_device() -> str:
-    """The device type the run will train on, known before the Accelerator exists (Accelerate's CPU override
-    included, as the benchmark and `accelerate launch --cpu` set it)."""
-    forced_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
-    return "cuda" if torch.cuda.is_available() and not forced_cpu else "cpu"
 
 
 def resolve(cfg: Any, device_type: str | None = None) -> Any:
@@ -28,7 +22,7 @@ def resolve(cfg: Any, device_type: str | None = None) -> Any:
     precision, layout and compile: on CPUs bf16 and channels-last win on some and lose on others, and compile's
     warm-up takes minutes (docs/benchmarks.md), so there the recipe is the fused optimizer and the layout-friendly
     instance norm only."""
-    if getattr(cfg.train, "recipe", "plain") != "fast" or (device_type or recipe_device()) != "cuda":
+    if getattr(cfg.train, "recipe", "plain") != "fast" or (device_type or training_device_type()) != "cuda":
         return cfg
     precision = cfg.train.mixed_precision
     if precision == "no":

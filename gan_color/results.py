@@ -24,6 +24,7 @@ from torch import nn
 
 from gan_color.config import Config, ConfigError, load_config, to_dict
 from gan_color.data import list_images
+from gan_color.devices import device_name, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 # name -> config (relative to the repository). The GAN is the quickstart setting; baselines use their own configs.
@@ -516,7 +517,6 @@ def evaluate_all(args: argparse.Namespace, results: list[ModelResult], heldout: 
 
 def make_results(args: argparse.Namespace, command: str, log=print) -> Path:
     """Split, train, evaluate, draw and write `<out>/results.md`, `<out>/results/` (images, results.json)."""
-    from gan_color.benchmark import device_name, resolve_device
     from gan_color.data import FolderDataset
 
     out, work = Path(args.out), Path(args.work)
@@ -527,7 +527,7 @@ def make_results(args: argparse.Namespace, command: str, log=print) -> Path:
     images = write_images(results, split[HELDOUT], out / "results", size=eval_size, count=args.sheet_images,
                           cell=args.cell, device=args.device)
     train_images = len(FolderDataset(split["train"], size=args.size, train=True, to_lab=False, drop_grayscale=True))
-    device = resolve_device("auto" if args.device == "auto" else args.device)
+    device = resolve_device(args.device)
     context = {"command": command, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
                "device": device_name(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
                "data": args.data, "seed": args.seed, "train": args.train, "heldout": args.heldout,

@@ -25,6 +25,7 @@ from gan_color import checkpoint as ckpt
 from gan_color import color, fast
 from gan_color.config import Config, ConfigError, load_config, save_config, to_dict
 from gan_color.data import add_lab, build_dataset, holdout_keys, split_dataset
+from gan_color.devices import has_accelerator, training_device_type
 from gan_color.inference import WEIGHTS_NAME, ExportSpec, find_export, load_spec, raw_to_ab, save_export
 from gan_color.loader import make_train_loader
 from gan_color.models import build_colorizer, build_discriminator
@@ -105,12 +106,6 @@ def make_accelerator(cfg: Config) -> Accelerator:
     data = DataLoaderConfiguration(non_blocking=True)
     return Accelerator(mixed_precision=mixed, log_with=trackers or None, project_config=project,
                        cpu=not has_accelerator(), dataloader_config=data)
-
-
-def has_accelerator() -> bool:
-    if hasattr(torch, "accelerator"):
-        return torch.accelerator.is_available()
-    return torch.cuda.is_available()
 
 
 def build_networks(cfg: Config, objective: Objective) -> dict[str, nn.Module]:
@@ -195,7 +190,7 @@ def fingerprint(cfg: Config, objective: Objective) -> dict[str, Any]:
 
 def setup(cfg: Config) -> Run:
     cfg = fast.resolve(cfg)  # train.recipe=fast: its precision, layout and compile on a GPU (plain: unchanged)
-    fast.configure_backends(cfg.train.recipe, fast.recipe_device())
+    fast.configure_backends(cfg.train.recipe, training_device_type())
     accelerator = make_accelerator(cfg)
     set_seed(cfg.seed)  # identical initial weights on every process
     objective: Objective = OBJECTIVES.build(cfg.objective.name, **cfg.objective.kwargs)

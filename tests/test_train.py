@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from gan_color import checkpoint as ckpt
-from gan_color import train
+from gan_color import devices, train
 from gan_color.config import load_config
 from gan_color.inference import Colorizer
 from gan_color.objectives import Pix2PixObjective
@@ -211,7 +211,7 @@ def test_wandb_offline_resumes_the_same_run_id(tmp_path, monkeypatch):
 
 
 def test_fp16_without_gpu_is_a_clear_error(tmp_path):
-    if train.has_accelerator():
+    if devices.has_accelerator():
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="fp16 needs a GPU"):
         train.main(tiny(tmp_path, "train.mixed_precision=fp16"))

@@ -18,9 +18,9 @@ import torch
 from PIL import Image
 
 from gan_color import color
-from gan_color.colorize import resolve_device
 from gan_color.data.images import DECODE_ERRORS, describe_error, list_images, load_rgb
 from gan_color.data.transforms import eval_transform
+from gan_color.devices import resolve_device
 from gan_color.eval.evaluate import EVAL_SIZE, colorize_batch
 from gan_color.eval.sheets import render_sheet, save_sheet, to_pil
 from gan_color.inference import Colorizer, find_export

@@ -24,11 +24,11 @@ from torchvision.transforms.v2.functional import pil_to_tensor
 from tqdm.auto import tqdm
 
 from gan_color import color
-from gan_color.colorize import resolve_device
 from gan_color.data import FolderDataset
 from gan_color.data.base import ImageDataset
 from gan_color.data.images import DECODE_ERRORS, describe_error, load_rgb
 from gan_color.data.transforms import rgb_to_float
+from gan_color.devices import resolve_device
 from gan_color.eval import fid as fid_lib
 from gan_color.eval.metrics import EvalBatch, Metric, build_metric
 from gan_color.eval.sheets import render_sheet, save_sheet, to_pil

@@ -27,10 +27,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gan_color import color
-from gan_color.colorize import resolve_device, to_uint8
 from gan_color.data import filters
 from gan_color.data.images import DECODE_ERRORS, describe_error, list_images, load_rgb, thumbnail_of
 from gan_color.data.transforms import eval_transform
+from gan_color.devices import resolve_device
 from gan_color.inference import Colorizer, find_export, load_spec
 from gan_color.safeio import defuse_row
 
@@ -120,7 +120,7 @@ def colorize_crops(colorizer: Colorizer, crops: Sequence[torch.Tensor], *, batch
     outputs = []
     for start in range(0, len(crops), batch_size):
         gray_l, _ = color.rgb_to_model_inputs(torch.stack(list(crops[start:start + batch_size])).to(device))
-        outputs += [to_uint8(rgb) for rgb in colorizer.colorize_rgb(gray_l).cpu()]
+        outputs += [color.rgb_to_uint8_array(rgb) for rgb in colorizer.colorize_rgb(gray_l).cpu()]
     return outputs
 
 
@@ -264,7 +264,7 @@ def _render(trials: Sequence[Trial], crops: Sequence[tuple[str, torch.Tensor]], 
     for trial in trials:
         for who in (trial.left, trial.right):
             if who is None:
-                pictures[trial.image, None] = to_uint8(crops[trial.image][1])
+                pictures[trial.image, None] = color.rgb_to_uint8_array(crops[trial.image][1])
             else:
                 needed.setdefault(who, []).append(trial.image)
     for model in tqdm(sorted(needed), desc="colorize", unit="model", disable=not progress):

@@ -20,7 +20,7 @@ PAD = 4
 
 def to_pil(rgb: torch.Tensor) -> Image.Image:
     """[3,H,W] sRGB float in [0, 1] or uint8 -> PIL RGB."""
-    return Image.fromarray(color.rgb_to_uint8(rgb).cpu().permute(1, 2, 0).numpy())
+    return Image.fromarray(color.rgb_to_uint8_array(rgb))
 
 
 def _font() -> ImageFont.ImageFont:
