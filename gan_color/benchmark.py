@@ -100,7 +100,7 @@ class Settings:
     data: str | None = None  # image folder for the data and colorize sections (None = JPEGs written from scikit-image)
     data_images: int = 256
     workers: int = 2
-    threads: int = 0  # torch intra-op threads (0 = torch's default)
+    threads: int = -1  # torch intra-op threads (0 = torch's default; -1 = 1 on a CPU device, torch's elsewhere)
     only: list[str] = field(default_factory=lambda: list(SECTIONS))  # sections, run in this order
     variant_sizes: list[int] | None = None  # None: [variant_size or the largest size on a GPU, smallest on CPU]
     variant_batch_sizes: list[int] | None = None  # None: [batch_size]
@@ -363,6 +363,7 @@ def run_train(settings: Settings, device: torch.device, workdir: Path, log: Call
     cases = [case for case in train_cases(settings, device) if case.section in sections]
     best: dict[int, float] = {}
     info: dict[int, dict[str, Any]] = {}
+    total, done, tic = settings.repeats * sum(not case.skip for case in cases), 0, time.perf_counter()
     for round_index in range(settings.repeats):
         for i, case in enumerate(cases):
             if case.skip or i in info and "error" in info[i]:
@@ -386,7 +387,10 @@ def run_train(settings: Settings, device: torch.device, workdir: Path, log: Call
                 continue
             best[i] = max(best.get(i, 0.0), rate)
             info[i] = params
-            log(f"{label}: {rate:.2f} images/s (round {round_index + 1})")
+            done += 1
+            left = (time.perf_counter() - tic) / done * (total - done)  # an upper bound: later rounds are warm
+            log(f"{label}: {rate:.2f} images/s (round {round_index + 1}) [{done}/{total} cases, ~{left / 60:.1f} min "
+                "left]")
     rows = [Row(c.section, c.name, c.size, c.batch_size or settings.batch_size, best.get(i), c.baseline,
                 note=c.skip or info.get(i, {}).get("error", "") or ("" if i in best else NOT_RUN),
                 extra={k: v for k, v in info.get(i, {}).items() if k != "error"}) for i, c in enumerate(cases)]
@@ -688,8 +692,11 @@ def benchmark(settings: Settings, *, log: Callable[[str], None] = print,
     section (and when interrupted), so a failing or killed later section loses nothing measured before it."""
     device = resolve_device(settings.device)
     threads = torch.get_num_threads()
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    # One thread on a CPU by default: the measured best on a small or shared CPU (docs/benchmarks.md), where torch's
+    # default threads wait on each other and make the network look slower than everything around it.
+    wanted = (1 if device.type == "cpu" else 0) if settings.threads < 0 else settings.threads
+    if wanted:
+        torch.set_num_threads(wanted)
     result: dict[str, Any] = {"environment": environment(device), "settings": _plain(asdict(settings)),
                               "complete": False, "errors": {}, "rows": []}
     start = time.perf_counter()
@@ -803,9 +810,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                                        "(default: JPEGs cut from the photos bundled with scikit-image)")
     parser.add_argument("--data-images", type=int, help="images per data/colorize pass (default 256)")
     parser.add_argument("--workers", type=int, help="data loader processes (default: min(4, CPUs))")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (0 = torch's default). On a CPU shared with other jobs, 1 thread can "
-                             "be several times faster than the default: threads wait on each other")
+    parser.add_argument("--threads", type=int, default=-1,
+                        help="torch CPU threads (-1 = 1 on CPU, the measured best on a small or shared CPU; 0 = "
+                             "torch's default, for a dedicated many-core machine)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="sections to run, in this order (default: all)")
     parser.add_argument("--json", help="write the results here (after every section, so nothing measured is lost)")
     parser.add_argument("--table", metavar="JSON", help="measure nothing: print the variants of an earlier --json "
@@ -836,9 +843,9 @@ def run_cli(args: argparse.Namespace) -> int:
         return 0
     settings = settings_from_args(args)
     bad = [name for name in ("steps", "repeats", "batch_size", "data_images") if getattr(settings, name) < 1]
-    if bad or settings.warmup < 0 or settings.threads < 0 or any(s < 16 for s in settings.sizes):
+    if bad or settings.warmup < 0 or settings.threads < -1 or any(s < 16 for s in settings.sizes):
         print(f"error: {', '.join(bad) or 'warmup/sizes'} out of range (steps, repeats, batch size, images >= 1; "
-              "warmup, threads >= 0; sizes >= 16)", file=sys.stderr)
+              "warmup >= 0, threads >= -1; sizes >= 16)", file=sys.stderr)
         return 2
     if settings.data and not Path(settings.data).is_dir():
         print(f"error: --data {settings.data!r} is not a folder", file=sys.stderr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -20,11 +22,19 @@ def result(tmp_path_factory) -> dict:
     if not REGRESSION.is_file():
         pytest.skip(f"{REGRESSION} is missing")
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    code = main(["benchmark", "--sizes", "32", "--steps", "1", "--warmup", "1", "--repeats", "1", "--batch-size", "2",
-                 "--ngf", "4", "--ndf", "4", "--generators", "resnet_6blocks", "--baselines", str(REGRESSION),
-                 "--data-images", "6", "--workers", "0", "--threads", "1", "--device", "cpu", "--json", str(out)])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # default --threads: 1 on a CPU
+        code = main(["benchmark", "--sizes", "32", "--steps", "1", "--warmup", "1", "--repeats", "1", "--batch-size",
+                     "2", "--ngf", "4", "--ndf", "4", "--generators", "resnet_6blocks", "--baselines", str(REGRESSION),
+                     "--data-images", "6", "--workers", "0", "--device", "cpu", "--json", str(out)])
     assert code == 0
-    return json.loads(out.read_text())
+    return {**json.loads(out.read_text()), "printed": printed.getvalue()}
+
+
+def test_progress_with_an_eta_and_one_cpu_thread_by_default(result):
+    lines = [line for line in result["printed"].splitlines() if "cases, ~" in line]
+    assert lines and lines[-1].rstrip().endswith("min left]") and "[1/" in lines[0]
+    assert result["environment"]["torch_threads"] == 1
 
 
 def rows(result: dict, section: str) -> dict[str, dict]:
