@@ -9,7 +9,6 @@ manifest, and a damaged newest one is skipped with a warning naming the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -25,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gan_color.safeio import fsync_dir
+from gan_color.safeio import file_sha256, fsync_dir
 
 PREFIX = "step_"
 META = "meta.json"
@@ -102,7 +101,7 @@ def save_checkpoint(root: str | os.PathLike, *, step: int, networks: dict[str, n
         manifest = {}
         for file in sorted(tmp.iterdir()):
             _fsync(file)
-            manifest[file.name] = {"size": file.stat().st_size, "sha256": _sha256(file)}
+            manifest[file.name] = {"size": file.stat().st_size, "sha256": file_sha256(file)}
         _write_synced(tmp / MANIFEST, json.dumps(manifest, indent=2))
         meta = {**meta, "step": step, "time": time.time(), "world_size": accelerator.num_processes}
         _write_synced(tmp / META, json.dumps(meta, indent=2))
@@ -129,14 +128,6 @@ def _write_synced(path: Path, text: str) -> None:
         os.fsync(f.fileno())
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """meta.json of checkpoint `path` once every file matches the manifest's size and SHA-256; CheckpointError
     naming the first damaged or missing file otherwise. (Checkpoints from before manifests: meta only.)"""
@@ -156,7 +147,7 @@ def verify_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         if file.stat().st_size != size:
             raise CheckpointError(f"checkpoint {path} is damaged: {name} has {file.stat().st_size} bytes, "
                                   f"{size} were written")
-        if _sha256(file) != sha256:
+        if file_sha256(file) != sha256:
             raise CheckpointError(f"checkpoint {path} is damaged: {name} does not match its SHA-256")
     return meta
 

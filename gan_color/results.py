@@ -5,7 +5,6 @@ same budget, all scored on the held-out images with every metric, plus image she
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -24,6 +23,7 @@ from torch import nn
 
 from gan_color.config import Config, ConfigError, load_config, to_dict
 from gan_color.data import list_images
+from gan_color.data.split import split_rank
 from gan_color.devices import device_name, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ class ModelResult:
 def split_order(files: list[str], seed: int) -> list[str]:
     """Files ordered by a hash of (seed, relative path): the same on every machine and library version, and a
     file's place does not depend on which other files exist."""
-    return sorted(files, key=lambda name: hashlib.sha256(f"{seed}:{name}".encode()).hexdigest())
+    return sorted(files, key=lambda name: split_rank(name, seed))
 
 
 def make_split(data: str | os.PathLike, out: str | os.PathLike, *, train: int, heldout: int,

@@ -32,6 +32,7 @@ from gan_color.models import build_colorizer, build_discriminator
 from gan_color.objectives import Objective
 from gan_color.registry import OBJECTIVES
 from gan_color.runlock import RunLock
+from gan_color.safeio import atomic_write_text
 from gan_color.sampling import (
     choose_probes,
     collate_probes,
@@ -156,14 +157,8 @@ def hold_out(train_set, eval_set, cfg: Config, accelerator: Accelerator):
                       f"them, training never does (list: {cfg.run_dir / HOLDOUT_LIST})")
     if accelerator.is_main_process:
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(cfg.run_dir / HOLDOUT_LIST, "".join(f"{k}\n" for k in sorted(keys)))
+        atomic_write_text(cfg.run_dir / HOLDOUT_LIST, "".join(f"{k}\n" for k in sorted(keys)))
     return train_set, held_out, split_dataset(eval_set, keys, keep_held_out=False)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def init_generator(generator: nn.Module, cfg: Config) -> None:

@@ -67,3 +67,45 @@ def prepared_torch_home() -> Path:
         subprocess.run([sys.executable, str(SHARED_WEIGHTS / "make_torch_home.py"), str(home)], check=True,
                        capture_output=True)
     return home
+
+
+FID_STAND_IN = "gan-color-test-colour-stats"
+
+
+@pytest.fixture(scope="session")
+def fid_stand_in() -> str:
+    """The name of a tiny torch-fidelity feature extractor (per-channel mean and std of uint8 images) registered in
+    place of Inception, for FID plumbing tests that need no weights."""
+    import torch
+    from torch_fidelity import register_feature_extractor
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    class ColourStats(FeatureExtractorBase):
+        def __init__(self, name, features_list, **kwargs):
+            super().__init__(name, features_list)
+
+        @staticmethod
+        def get_provided_features_list():
+            return ("stats",)
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return "stats"
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return None
+
+        def forward(self, x):
+            assert x.dtype == torch.uint8  # torch-fidelity's contract, kept by gan_color
+            x = x.double() / 255
+            return (torch.cat([x.mean((2, 3)), x.std((2, 3))], 1),)
+
+    if FID_STAND_IN not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(FID_STAND_IN, ColourStats)
+    return FID_STAND_IN

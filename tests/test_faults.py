@@ -134,46 +134,9 @@ def test_genuine_inception_copies_are_accepted(prepared_torch_home: Path) -> Non
         assert weights_id == "6de81499" and state["fc.weight"].shape == (1008, 2048)
 
 
-STAND_IN = "gan_color_faults_stand_in"
-
-
-def _stand_in() -> str:
-    from torch_fidelity import register_feature_extractor
-    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
-
-    class ChannelStats(FeatureExtractorBase):
-        def __init__(self, name, features_list, **kwargs):
-            super().__init__(name, features_list)
-
-        @staticmethod
-        def get_provided_features_list():
-            return ("stats",)
-
-        @staticmethod
-        def get_default_feature_layer_for_metric(metric):
-            return "stats"
-
-        @staticmethod
-        def can_be_compiled():
-            return False
-
-        @staticmethod
-        def get_dummy_input_for_compile():
-            return None
-
-        def forward(self, x):
-            x = x.double() / 255
-            return (torch.cat([x.mean((2, 3)), x.std((2, 3))], 1),)
-
-    if STAND_IN not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(STAND_IN, ChannelStats)
-    return STAND_IN
-
-
 @pytest.mark.parametrize("where", ["--fid-cache", "TORCH_HOME"])
 def test_statistics_cache_never_unpickles(where: str, tmp_path: Path, capsys: pytest.CaptureFixture,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+                                          monkeypatch: pytest.MonkeyPatch, fid_stand_in: str) -> None:
     marker = tmp_path / "PWNED"
     images = torch.rand(6, 3, 16, 16)
     fake, real = fid_lib.Uint8Images(images * 0.5), fid_lib.Uint8Images(images)
@@ -181,14 +144,14 @@ def test_statistics_cache_never_unpickles(where: str, tmp_path: Path, capsys: py
     if where == "TORCH_HOME":  # the default cache: $TORCH_HOME/fidelity_cache
         monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
         cache = tmp_path / "home" / "fidelity_cache"
-    options = dict(feature_extractor=_stand_in(), real_cache_name="set",
+    options = dict(feature_extractor=fid_stand_in, real_cache_name="set",
                    cache_root=cache if where == "--fid-cache" else None)
-    expected = fid_lib.compute_fid(fake, real, feature_extractor=STAND_IN)
+    expected = fid_lib.compute_fid(fake, real, feature_extractor=fid_stand_in)
     # torch-fidelity's own cache names (pickles) are never read ...
     for suffix in ("stat-fid-stats", "features-stats"):
-        plant_bomb(cache / f"gan_color-set-{STAND_IN}-{suffix}.pt", marker)
+        plant_bomb(cache / f"gan_color-set-{fid_stand_in}-{suffix}.pt", marker)
     # ... and a planted .npz with a pickled object array is refused, reported in one line and replaced
-    planted = cache / f"gan_color-set-{STAND_IN}-stats.npz"
+    planted = cache / f"gan_color-set-{fid_stand_in}-stats.npz"
     np.savez(planted, mu=np.array([Bomb(marker)], dtype=object), sigma=np.zeros((1, 1)))
     assert fid_lib.compute_fid(fake, real, **options) == pytest.approx(expected, rel=1e-12)
     assert not marker.exists()

@@ -21,7 +21,6 @@ from gan_color.eval import metrics as M
 from gan_color.eval.weights import MetricUnavailable, hub_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-STAND_IN = "gan-color-test-colour-stats"
 
 
 
@@ -176,42 +175,6 @@ def test_lpips_alex_with_real_weights_equals_eq1(photos: torch.Tensor, torch_hom
 # FID
 
 
-def _register_stand_in() -> str:
-    """A tiny torch-fidelity feature extractor (per-channel mean and std) standing in for Inception."""
-    from torch_fidelity import register_feature_extractor
-    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
-
-    class ColourStats(FeatureExtractorBase):
-        def __init__(self, name, features_list, **kwargs):
-            super().__init__(name, features_list)
-
-        @staticmethod
-        def get_provided_features_list():
-            return ("stats",)
-
-        @staticmethod
-        def get_default_feature_layer_for_metric(metric):
-            return "stats"
-
-        @staticmethod
-        def can_be_compiled():
-            return False
-
-        @staticmethod
-        def get_dummy_input_for_compile():
-            return None
-
-        def forward(self, x):
-            assert x.dtype == torch.uint8  # torch-fidelity's contract, kept by gan_color
-            x = x.double() / 255
-            return (torch.cat([x.mean((2, 3)), x.std((2, 3))], 1),)
-
-    if STAND_IN not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(STAND_IN, ColourStats)
-    return STAND_IN
-
-
 def _save_pngs(images: torch.Tensor, folder: Path) -> Path:
     folder.mkdir(parents=True)
     for i, image in enumerate(color.rgb_to_uint8(images)):
@@ -219,8 +182,8 @@ def _save_pngs(images: torch.Tensor, folder: Path) -> Path:
     return folder
 
 
-def test_fid_stand_in_identical_shifted_and_cached(photos: torch.Tensor, tmp_path: Path) -> None:
-    extractor = _register_stand_in()
+def test_fid_stand_in_identical_shifted_and_cached(photos: torch.Tensor, tmp_path: Path, fid_stand_in: str) -> None:
+    extractor = fid_stand_in
     real = fid_lib.Uint8Images(photos)
     folder = _save_pngs(photos, tmp_path / "same")
     options = dict(feature_extractor=extractor, real_cache_name="photos48", cache_root=tmp_path / "cache")

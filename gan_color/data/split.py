@@ -77,14 +77,16 @@ class SubsetImageDataset(ImageDataset):
         return self.base.split_key(self.indices[index])
 
 
-def _rank(key: str, seed: int) -> str:
+def split_rank(key: str, seed: int) -> str:
+    """A key's place in the seeded split order (SHA-256 of "seed:key"): the same on every machine, and independent
+    of which other keys exist. `data.holdout` and `gan-color results` both split by it."""
     return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
 
 
 def holdout_keys(keys: Sequence[str], fraction: float, seed: int) -> set[str]:
     """The held-out keys: the `fraction` (at least one, never all) of the distinct keys whose seeded hash is lowest.
     A key's rank depends only on itself and the seed, so adding images to a folder rarely moves old ones across."""
-    distinct = sorted(set(keys), key=lambda k: _rank(k, seed))
+    distinct = sorted(set(keys), key=lambda k: split_rank(k, seed))
     if fraction <= 0 or len(distinct) < 2:
         return set()
     count = min(len(distinct) - 1, max(1, round(fraction * len(distinct))))

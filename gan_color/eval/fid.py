@@ -21,10 +21,10 @@ from gan_color.eval.weights import (
     WeightsRejected,
     check_weights_file,
     ensure_hub_weights,
-    file_sha256,
     load_tensors,
     tensors_sha256,
 )
+from gan_color.safeio import file_sha256
 
 INCEPTION_WHAT = "FID Inception-v3 (TF 2015-12-05)"
 # Whole-file SHA-256 of the known Inception files. torch.hub names a file by its hash's first 8 hex digits, which

@@ -68,14 +68,6 @@ def check_weights_file(path: str | os.PathLike, *, metric: str, what: str) -> Pa
     return path
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def tensors_sha256(tensors: dict[str, torch.Tensor], *, skip_prefixes: tuple[str, ...] = ()) -> str:
     """SHA-256 of a state dict's content (sorted names, dtypes, shapes, bytes): the same for one set of weights in
     any container (.pth written by any torch version, .safetensors)."""

