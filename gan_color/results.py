@@ -245,11 +245,9 @@ def write_images(results: list[ModelResult], heldout: Path, images: Path, *, siz
 
 
 def metric_columns(results: list[ModelResult]) -> list[str]:
-    from gan_color.eval.compare import MAIN_METRICS, _main_index
+    from gan_color.eval.compare import sort_metric_keys
 
-    keys = [k for r in results for k in r.metrics if k != "colorfulness_real"]
-    keys = list(dict.fromkeys(keys))
-    return sorted(keys, key=lambda k: (len(MAIN_METRICS) if _main_index(k) is None else _main_index(k)))
+    return sort_metric_keys(list(dict.fromkeys(k for r in results for k in r.metrics if k != "colorfulness_real")))
 
 
 def header(key: str) -> str:

@@ -51,6 +51,11 @@ def _main_index(key: str) -> int | None:
     return None
 
 
+def sort_metric_keys(keys: list[str]) -> list[str]:
+    """`keys` with the main metrics first, in MAIN_METRICS order, then the rest as given."""
+    return sorted(keys, key=lambda key: len(MAIN_METRICS) if _main_index(key) is None else _main_index(key))
+
+
 def metric_direction(key: str) -> bool | None:
     """True if higher is better, False if lower, None for keys that are not ranked (colorfulness, counts)."""
     index = _main_index(key)
@@ -123,7 +128,7 @@ def metrics_table(records: list[RunRecord]) -> tuple[list[str], list[dict[str, A
     keys: list[str] = []
     for record in records:
         keys += [key for key in (record.evaluation or {}).get("metrics", {}) if key not in keys]
-    keys.sort(key=lambda key: len(MAIN_METRICS) if _main_index(key) is None else _main_index(key))
+    keys = sort_metric_keys(keys)
     rows = []
     for record in records:
         evaluation = record.evaluation or {}
