@@ -12,7 +12,7 @@ from torch import nn
 
 from baselines.blocks import check_channels, crop_to, final_activation, pad_to_multiple
 from gan_color import color
-from gan_color.registry import BASELINES
+from gan_color.registry import BASELINE_NETWORKS
 
 
 def zhang_block(in_channels: int, out_channels: int, convs: int, *, stride: int = 1, dilation: int = 1,
@@ -34,7 +34,7 @@ def default_bins(out_channels: int | None) -> int:
     return len(color.ab_bins()) if out_channels is None else out_channels
 
 
-@BASELINES.register("eccv16")
+@BASELINE_NETWORKS.register("eccv16")
 class ECCV16(nn.Module):
     """Zhang et al. 2016, Table 4: conv1-conv8 (width x 1, 2, 4, 8, 8, 8, 8, 4 channels; width 64 = the paper), the
     first three blocks halve the resolution, conv5-6 use dilation 2, conv8 starts with a x2 transposed convolution;
@@ -70,7 +70,7 @@ class ECCV16(nn.Module):
         return crop_to(y, -(-height // self.output_scale), -(-width // self.output_scale))
 
 
-@BASELINES.register("unet_classifier")
+@BASELINE_NETWORKS.register("unet_classifier")
 class UNetClassifier(nn.Module):
     """Blocks 1-5 as an encoder (1, 1/2, 1/4, 1/8, 1/8 dilated), blocks 6-8 upsample x2 each and ADD the features
     of blocks 3, 2, 1 (additive skips, as Zhang et al.'s 2017 interactive network); Q logits at full resolution."""

@@ -13,7 +13,7 @@ from torch import nn
 from gan_color.inference import model_input
 from gan_color.models import colorizer_registry
 from gan_color.objectives import Objective
-from gan_color.registry import BASELINES, LOSSES, OBJECTIVES
+from gan_color.registry import BASELINE_NETWORKS, LOSSES, OBJECTIVES
 
 SPACES = ("lab", "rgb")
 REGRESSION_LOSSES = ("l1", "l2", "l1_mse")
@@ -65,7 +65,7 @@ def unsupported_network(name: str, objective: str) -> str | None:
     missing = [k for k in ("in_channels", "out_channels", "final") if k not in params]
     if missing:
         return (f"objective {objective!r} needs a network that takes {missing}; {name!r} does not "
-                f"(choose from {BASELINES.names()})")
+                f"(choose from {BASELINE_NETWORKS.names()})")
     return None
 
 

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from baselines.blocks import check_channels, conv_bn_relu, crop_to, final_activation, pad_to_multiple, up_bn_relu
-from gan_color.registry import BASELINES
+from gan_color.registry import BASELINE_NETWORKS
 
 
-@BASELINES.register("cnn_encoder_decoder")
+@BASELINE_NETWORKS.register("cnn_encoder_decoder")
 class CNNEncoderDecoder(nn.Module):
     """4 x [conv3-BN-ReLU-maxpool] down (width x 1, 2, 4, 8), 4 x [convT4 s2-BN-ReLU] up, conv3 + final activation.
 
@@ -46,7 +46,7 @@ def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(*conv_bn_relu(in_channels, out_channels), *conv_bn_relu(out_channels, out_channels))
 
 
-@BASELINES.register("unet_regressor")
+@BASELINE_NETWORKS.register("unet_regressor")
 class UNetRegressor(nn.Module):
     """Ronneberger et al. 2015 U-Net, 4 levels: double conv3 per level, maxpool down, convT2 up, concatenated skips.
 

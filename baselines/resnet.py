@@ -15,7 +15,7 @@ import torchvision
 from torch import nn
 
 from baselines.blocks import check_channels, conv_bn_relu, crop_to, final_activation, pad_to_multiple
-from gan_color.registry import BASELINES
+from gan_color.registry import BASELINE_NETWORKS
 
 RESNET18_WEIGHTS = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
 # torchvision's ImageNet input statistics; the gray (1-channel) input uses their channel means.
@@ -39,7 +39,7 @@ def load_imagenet_resnet18() -> dict[str, torch.Tensor]:
         ) from error
 
 
-@BASELINES.register("resnet18_regressor")
+@BASELINE_NETWORKS.register("resnet18_regressor")
 class ResNet18Regressor(nn.Module):
     """ResNet-18 stem + the first `stages` residual stages (1/4 .. 1/32 resolution), then x2 [nearest upsampling,
     conv3-BN-ReLU] steps back to full resolution, conv3 + final activation."""

@@ -18,7 +18,16 @@ from gan_color.registry import LOSSES, OBJECTIVES
 
 
 class Objective:
-    """Base class. Subclasses set `uses_discriminator`, `output`, `in_channels` and implement `training_step`."""
+    """Base class of a training objective. A subclass sets the class attributes and implements `training_step`;
+    every other method has a default that fits a plain generator. When the loop calls each:
+
+    - `check_config(cfg)`: while the config is validated, before anything is built (a message = an error).
+    - `model_kwargs(kwargs)`: when the colorizer is built (e.g. a classifier sets its output channels to its bins).
+    - `prepare(...)`: once before the first step (e.g. the class prior); what it returns is logged once.
+    - `training_step(...)`: every step, after the loop has set `step`; returns the step's losses, detached.
+    - `validation_metrics(raw, batch)`: at each validation, on the network's raw output.
+    - `export_fields()`: when the inference export is written: how `Colorizer` turns the raw output into ab.
+    """
 
     uses_discriminator: bool = False
     output: str = "ab"  # what the network's raw output is (see gan_color.inference.ExportSpec)
@@ -49,6 +58,11 @@ class Objective:
     def check_config(cls, cfg: Any) -> str | None:
         """A message if `cfg` is an invalid combination for this objective, else None."""
         return None
+
+
+def batch_dependent(network: nn.Module) -> bool:
+    """True if one sample's output depends on the rest of its batch (batch norm in training mode)."""
+    return network.training and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in network.modules())
 
 
 def set_requires_grad(network: nn.Module, flag: bool) -> None:
@@ -93,13 +107,11 @@ class Pix2PixObjective(Objective):
         with accelerator.autocast(), torch.set_grad_enabled(phase == "gan"):
             fake_ab = generator(gray_l)
 
-        # D step on detached fakes. Real and fake pairs go through D in one batch: one DDP forward per backward,
-        # and identical to two calls because D's instance norm is per-sample.
+        # D step on detached fakes.
         set_requires_grad(discriminator, True)
         optimizers["discriminator"].zero_grad(set_to_none=True)
         with accelerator.autocast():
-            pred = discriminator(torch.cat([gray_l, gray_l]), torch.cat([fake_ab.detach(), real_ab]))
-        pred_fake, pred_real = pred.chunk(2)
+            pred_fake, pred_real = self.discriminate(discriminator, gray_l, fake_ab.detach(), real_ab)
         loss_d_fake = self.gan_loss(pred_fake, False)
         loss_d_real = self.gan_loss(pred_real, True)
         loss_d = 0.5 * (loss_d_fake + loss_d_real)  # pix2pix halves D's loss to slow D relative to G
@@ -130,6 +142,17 @@ class Pix2PixObjective(Objective):
             "loss/G_L1": loss_g_l1.detach(),
             "loss/G": loss_g.detach(),
         }
+
+    @staticmethod
+    def discriminate(discriminator: nn.Module, gray_l: torch.Tensor, fake_ab: torch.Tensor,
+                     real_ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's predictions for the fake and the real pairs. A D whose every layer treats samples independently
+        (instance norm, or none) sees both in one batch: one DDP forward per backward, and the same numbers as two
+        calls. A batch-norm D (`discriminator.kwargs.norm=batch`) normalises over its batch, so it gets the two
+        batches apart, fake then real, as upstream pix2pix's `backward_D` does."""
+        if batch_dependent(discriminator):
+            return discriminator(gray_l, fake_ab), discriminator(gray_l, real_ab)
+        return discriminator(torch.cat([gray_l, gray_l]), torch.cat([fake_ab, real_ab])).chunk(2)
 
     def l1_step(self, batch, networks, optimizers, accelerator):
         """NoGAN pre-training: G on lambda * L1 alone (the same L1 term the GAN phase keeps)."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gan_color.models import build_colorizer, build_discriminator
-from gan_color.registry import BASELINES, DISCRIMINATORS, GENERATORS
+from gan_color.registry import BASELINE_NETWORKS, DISCRIMINATORS, GENERATORS
 
 # Small settings so the registry-wide tests stay fast; (kwargs, input size). Unlisted names use defaults at 32 px.
 SMALL = {
@@ -63,7 +63,7 @@ def test_pix2pix_init_is_normal_002():
     assert abs(conv.weight.std().item() - 0.02) < 0.003 and conv.bias.abs().max().item() == 0
 
 
-@pytest.mark.parametrize("name", GENERATORS.names() + BASELINES.names())
+@pytest.mark.parametrize("name", GENERATORS.names() + BASELINE_NETWORKS.names())
 def test_colorizer_shapes_and_gradients(name):
     kwargs, size = SMALL.get(name, ({}, 32))
     torch.manual_seed(0)

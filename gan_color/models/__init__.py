@@ -7,15 +7,15 @@ from typing import Any
 from torch import nn
 
 from gan_color.models import discriminators, encoder_unet, generators  # noqa: F401  (registers the networks)
-from gan_color.registry import BASELINES, DISCRIMINATORS, GENERATORS, Registry, closest
+from gan_color.registry import BASELINE_NETWORKS, DISCRIMINATORS, GENERATORS, Registry, closest
 
 
 def colorizer_registry(name: str) -> Registry:
     """The registry that holds colorizer network `name`: GAN generators first, then baseline networks."""
-    for registry in (GENERATORS, BASELINES):
+    for registry in (GENERATORS, BASELINE_NETWORKS):
         if name in registry:
             return registry
-    choices = GENERATORS.names() + BASELINES.names()
+    choices = GENERATORS.names() + BASELINE_NETWORKS.names()
     raise KeyError(f"unknown model {name!r}{closest(name, choices)}; choose from {choices}")
 
 
