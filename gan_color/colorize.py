@@ -7,10 +7,8 @@ import argparse
 import logging
 import os
 import sys
-import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -18,18 +16,29 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm.auto import tqdm
 
 from gan_color import color
 from gan_color.data.images import (
-    DECODE_ERRORS,
     IMAGE_EXTENSIONS,
     default_workers,
     describe_error,
     list_images,
 )
 from gan_color.devices import resolve_device
+from gan_color.gray_input import (
+    BYTES_PER_PIXEL,
+    DEFAULT_MAX_PIXELS,
+    STRIP_PIXELS,
+    GrayImage,
+    TooLargeError,
+    check_pixels,
+    gray_rgb,
+    image_size,
+    load_gray,
+)
+from gan_color.image_pipeline import DEFAULT_WINDOW_PIXELS, ImagePipeline
 from gan_color.inference import DECODE_METHODS, Colorizer
 
 logger = logging.getLogger("gan_color.colorize")
@@ -38,15 +47,6 @@ logger = logging.getLogger("gan_color.colorize")
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
            ".tiff": "TIFF"}
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF", "BMP")
-
-
-@dataclass
-class GrayImage:
-    """An input reduced to what colorization uses: CIE L [1, H, W] in [0, 100] at full precision (16-bit inputs keep
-    their 16 bits) and the alpha channel (uint8 [H, W]) to carry through, if any."""
-
-    lightness: torch.Tensor
-    alpha: np.ndarray | None = None
 
 
 @dataclass
@@ -67,100 +67,6 @@ class ColorizeReport:
         return "\n".join(lines)
 
 
-# Full-resolution work runs on horizontal strips of about this many pixels: temporaries stay small whatever the
-# image size, and every per-pixel step is independent, so strips give bit-identical results.
-STRIP_PIXELS = 1 << 20
-# Inputs larger than this are refused with a message before decoding (`--max-pixels`; 0 = no limit). Colorizing an
-# image holds at most about BYTES_PER_PIXEL bytes per pixel beyond the interpreter (measured: 16.1 for a 100 MP
-# JPEG, tests/test_colorize.py): its L (4, float32), the ab upsampled once, exactly as one pass would (8), the
-# uint8 output (3) and strips of STRIP_PIXELS. Before strips it was ~81.
-DEFAULT_MAX_PIXELS = 120_000_000
-BYTES_PER_PIXEL = 18
-# Images decoded or being finished at once are limited to this many pixels together (the first is always allowed:
-# a bigger image is processed alone), which bounds memory by the largest image, not by the batch or the folder.
-DEFAULT_WINDOW_PIXELS = 48_000_000
-
-
-def _gray_values(image: Image.Image, peak: float | None = None) -> np.ndarray:
-    """A single-channel image's values as float32 in [0, 1] by its nominal range (16-bit stays 16-bit precise).
-    `peak` is the whole image's maximum when `image` is a strip of it (the range is the image's, not the strip's)."""
-    array = np.asarray(image).astype(np.float32)
-    if image.mode.startswith("I;16"):
-        return array / 65535.0
-    if peak is None:
-        peak = float(array.max()) if array.size else 0.0
-    if image.mode == "F" and peak <= 1.0:
-        return np.clip(array, 0.0, 1.0)
-    if image.mode in ("I", "F") and peak > 255.0:
-        return np.clip(array / 65535.0, 0.0, 1.0)  # 'I' from a 16-bit source (older Pillow opens 16-bit PNG as 'I')
-    return array / 255.0
-
-
-def _strip_lightness(strip: Image.Image, peak: float | None) -> torch.Tensor:
-    """CIE L [1, h, w] of one strip of an image already in mode 1, L, I, F, I;16* or RGB."""
-    if strip.mode in ("1", "L", "I", "F") or strip.mode.startswith("I;16"):
-        gray = torch.from_numpy(_gray_values(strip.convert("L") if strip.mode == "1" else strip, peak))
-        return color.rgb_to_lightness(gray[None])  # one channel: gray, decoded once
-    rgb = torch.from_numpy(np.array(strip.convert("RGB"))).permute(2, 0, 1)  # uint8: rgb_to_lab scales it
-    return color.rgb_to_lightness(rgb)
-
-
-def to_gray(image: Image.Image) -> GrayImage:
-    """Upright (EXIF) Pillow image of any mode -> `GrayImage`. Colour inputs give their CIE L, as in training.
-    Converted strip by strip: beyond the decoded image, memory grows by the 4-byte L only."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode == "P" or "transparency" in image.info:
-        # palette / colour-key transparency -> a real alpha channel; palettes may hold colours, so go through RGB
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    alpha = None
-    if image.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
-        alpha = np.asarray(image.getchannel("A")).copy()
-    peak = None
-    if image.mode in ("I", "F"):
-        peak = float(image.getextrema()[1]) if image.width and image.height else 0.0
-    width, height = image.size
-    lightness = torch.empty(1, height, width)
-    rows = max(1, STRIP_PIXELS // max(width, 1))
-    for top in range(0, height, rows):
-        strip = image.crop((0, top, width, min(height, top + rows)))
-        if strip.mode in ("LA", "La"):
-            strip = strip.convert("L")
-        elif strip.mode in ("PA", "RGBA", "RGBa"):
-            strip = strip.convert("RGB")
-        lightness[:, top: top + rows] = _strip_lightness(strip, peak)
-    return GrayImage(lightness=lightness, alpha=alpha)
-
-
-def load_gray(path: str | os.PathLike, *, max_pixels: int = 0) -> GrayImage:
-    with Image.open(path) as image:
-        check_pixels(image.size, max_pixels)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is max_pixels
-            image.load()
-        return to_gray(image)
-
-
-class TooLargeError(ValueError):
-    """An input above `--max-pixels`."""
-
-
-def check_pixels(size: tuple[int, int], max_pixels: int) -> None:
-    width, height = size
-    if max_pixels and width * height > max_pixels:
-        raise TooLargeError(
-            f"{width}x{height} = {width * height / 1e6:.1f} MP exceeds --max-pixels {max_pixels} (colorizing needs "
-            f"about {BYTES_PER_PIXEL * width * height / 1e9:.1f} GB for it); raise --max-pixels or downscale it")
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the file's header (no decode); (0, 0) when unreadable (decoding then says why)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                return image.size
-    except DECODE_ERRORS:
-        return 0, 0
 
 
 def _model_inputs(images: Sequence[GrayImage], size: int, device: torch.device) -> torch.Tensor:
@@ -210,12 +116,6 @@ def colorize_gray(colorizer: Colorizer, images: Sequence[GrayImage], *, size: in
         ab = F.interpolate(ab[None], size=lightness.shape[-2:], mode="bilinear", align_corners=False)
         outputs.append(color.lab_to_rgb_in_gamut(lightness, color.denormalize_ab(ab))[0].cpu())
     return outputs
-
-
-def gray_rgb(image: GrayImage) -> torch.Tensor:
-    """The input as the model saw it (its L with no colour), for side-by-side pairs."""
-    lab = torch.cat([image.lightness, torch.zeros(2, *image.lightness.shape[1:])])
-    return color.lab_to_rgb(lab[None])[0]
 
 
 def find_inputs(
@@ -329,7 +229,7 @@ def colorize_paths(
 def _run_pipeline(colorizer: Colorizer, jobs: deque, report: ColorizeReport, *, size: int | None, batch_size: int,
                   side_by_side: bool, decode: str | None, temperature: float | None, quality: int, workers: int,
                   progress: bool, max_pixels: int, window_pixels: int, total: int) -> ColorizeReport:
-    pipeline = _Pipeline(workers, window_pixels=window_pixels, max_images=2 * batch_size + workers)
+    pipeline = ImagePipeline(workers, window_pixels=window_pixels, max_images=2 * batch_size + workers)
     finish = partial(_finish_one, side_by_side=side_by_side, quality=quality)
     with pipeline, tqdm(total=total, desc="colorize", unit="img", disable=not progress) as bar:
         batch: list[tuple[Path, Path, int, GrayImage]] = []
@@ -388,69 +288,6 @@ def _record(report: ColorizeReport, results: list[tuple[Path, Path | None, str]]
             report.warnings.append(message)
         report.written.append((path, output))
     return len(results)
-
-
-class _Pipeline:
-    """Decode and finish tasks on a thread pool (inline with one worker), in order, under a pixel budget."""
-
-    def __init__(self, workers: int, *, window_pixels: int, max_images: int) -> None:
-        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
-        self.window_pixels, self.max_images = window_pixels, max_images
-        self.pixels, self.images = 0, 0
-        self.decoding: deque[tuple[Path, Path, int, Future]] = deque()
-        self.finishing: deque[tuple[int, Future]] = deque()
-
-    def __enter__(self) -> _Pipeline:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def _submit(self, fn) -> Future:
-        if self.pool is not None:
-            return self.pool.submit(fn)
-        future: Future = Future()
-        try:
-            future.set_result(fn())
-        except BaseException as err:  # noqa: BLE001 - delivered to the caller through the future, as a pool would
-            future.set_exception(err)
-        return future
-
-    def admits(self, pixels: int) -> bool:
-        """Room for one more image: always when nothing is in flight (a big image goes alone)."""
-        return self.images == 0 or (self.pixels + pixels <= self.window_pixels and self.images < self.max_images)
-
-    def decode(self, path: Path, output: Path, pixels: int, load) -> None:
-        def task() -> GrayImage | str:
-            try:
-                return load()
-            except (*DECODE_ERRORS, MemoryError) as err:
-                return str(err) if isinstance(err, TooLargeError) else describe_error(err)
-
-        self.pixels, self.images = self.pixels + pixels, self.images + 1
-        self.decoding.append((path, output, pixels, self._submit(task)))
-
-    def next_decoded(self) -> tuple[Path, Path, int, GrayImage | str]:
-        path, output, pixels, future = self.decoding.popleft()
-        return path, output, pixels, future.result()
-
-    def release(self, pixels: int) -> None:
-        self.pixels, self.images = self.pixels - pixels, self.images - 1
-
-    def finish(self, pixels: int, fn) -> None:
-        self.finishing.append((pixels, self._submit(fn)))
-
-    def collect(self, *, wait: bool, everything: bool = False) -> list:
-        """Results of finished images, in order, releasing their pixels; with `wait`, block for the oldest one
-        (for all with `everything`)."""
-        results = []
-        while self.finishing and (self.finishing[0][1].done() or wait):
-            pixels, future = self.finishing.popleft()
-            results.append(future.result())
-            self.release(pixels)
-            wait = everything
-        return results
 
 
 def _finish_one(path: Path, output: Path, image: GrayImage, ab: torch.Tensor, *, side_by_side: bool,

@@ -13,7 +13,8 @@ from torch import nn
 from gan_color import color
 from gan_color.cli import main
 from gan_color.color import lab_to_rgb_in_gamut
-from gan_color.colorize import colorize_paths, load_gray
+from gan_color.colorize import colorize_paths
+from gan_color.gray_input import load_gray
 from gan_color.inference import Colorizer, ExportSpec, save_export
 from gan_color.models import build_colorizer
 
@@ -237,7 +238,7 @@ def test_peak_memory_of_a_100_megapixel_photo_is_bounded(tmp_path: Path):
     import subprocess
     import sys
 
-    from gan_color.colorize import BYTES_PER_PIXEL
+    from gan_color.gray_input import BYTES_PER_PIXEL
 
     side = 10_000
     x = np.linspace(0, 255, side, dtype=np.float32)
