@@ -11,9 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
-from gan_color.registry import closest
+import gan_color.objectives  # noqa: F401  (registers the pix2pix objective that configs name)
+from gan_color.fast import COMPILE_MODES, RECIPES
+from gan_color.models import build_colorizer, build_discriminator, check_colorizer, colorizer_registry
+from gan_color.registry import DISCRIMINATORS, OBJECTIVES, closest
+from gan_color.safeio import atomic_write_text
 
 
 class ConfigError(ValueError):
@@ -234,17 +239,11 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    from gan_color.safeio import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def validate(cfg: Config) -> None:
     """Reject invalid combinations before anything is built or written."""
-    import gan_color.objectives  # noqa: F401  (registers the GAN objective)
-    from gan_color.models import check_colorizer
-    from gan_color.registry import DISCRIMINATORS, OBJECTIVES
-
     def need(condition: bool, message: str) -> None:
         if not condition:
             raise ConfigError(message)
@@ -265,8 +264,6 @@ def validate(cfg: Config) -> None:
          f"optim.beta1/beta2 must lie in [0, 1): {cfg.optim.beta1}, {cfg.optim.beta2}")
     need(cfg.train.mixed_precision in ("no", "fp16", "bf16"), "train.mixed_precision must be one of no, fp16, bf16")
     need(cfg.train.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
-    from gan_color.fast import COMPILE_MODES, RECIPES
-
     need(cfg.train.recipe in RECIPES, f"train.recipe must be one of {', '.join(RECIPES)}: {cfg.train.recipe!r}")
     need(cfg.train.compile_mode in COMPILE_MODES,
          f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}: {cfg.train.compile_mode!r}")
@@ -294,10 +291,6 @@ def validate(cfg: Config) -> None:
 def check_networks_build(cfg: Config, objective: Any, *, uses_discriminator: bool) -> None:
     """Build the networks on the meta device (no memory, no arithmetic) and pass one data.size image through them:
     bad values (ngf=0, ngf=abc) and an architecture that cannot take this size fail here, in words."""
-    import torch
-
-    from gan_color.models import build_colorizer, build_discriminator
-
     kwargs = objective.model_kwargs(cfg.model.kwargs)
     signature = build_colorizer_signature(cfg.model.name)
     _check_kwarg_types("model", signature, cfg.model.kwargs)
@@ -324,8 +317,6 @@ def check_networks_build(cfg: Config, objective: Any, *, uses_discriminator: boo
 
 
 def build_colorizer_signature(name: str) -> inspect.Signature:
-    from gan_color.models import colorizer_registry
-
     return inspect.signature(colorizer_registry(name).get(name))
 
 
@@ -344,7 +335,5 @@ def _no_empty_layers(network: Any) -> None:
 
 
 def _input_channels(network: Any) -> int:
-    import torch
-
     first = next((m for m in network.modules() if isinstance(m, torch.nn.Conv2d)), None)
     return first.in_channels if first is not None else 1
