@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from baselines.regression import expected_kwargs_conflicts, unsupported_network
-from gan_color import color
+from gan_color import ab_grid, color
 from gan_color.inference import DECODE_METHODS, ExportSpec
 from gan_color.loader import SeededItems
 from gan_color.objectives import Objective
@@ -45,7 +45,7 @@ def compute_counts(dataset: Any, bins: torch.Tensor, *, images: int = 0, workers
     with torch.no_grad():
         for batch in tqdm(loader, desc="class prior", disable=not progress, dynamic_ncols=True):
             ab = color.rgb_to_lab(batch["rgb"].to(device))[:, 1:]
-            counts += color.bin_counts(ab, device_bins)
+            counts += ab_grid.bin_counts(ab, device_bins)
     return counts, len(indices)
 
 
@@ -71,7 +71,7 @@ class ClassificationObjective(Objective):
     in_channels = 1
 
     def __init__(self, *, rebalance: bool = True, lam: float = 0.5, sigma: float = 5.0, temperature: float = 0.38,
-                 decode: str = "annealed_mean", bin_size: int = color.AB_BIN_SIZE, prior_images: int = 0,
+                 decode: str = "annealed_mean", bin_size: int = ab_grid.AB_BIN_SIZE, prior_images: int = 0,
                  prior_workers: int = 0) -> None:
         if decode not in DECODE_METHODS:
             raise ValueError(f"decode must be one of {DECODE_METHODS}, got {decode!r}")
@@ -87,7 +87,7 @@ class ClassificationObjective(Objective):
         self.rebalance, self.lam, self.sigma = rebalance, lam, sigma
         self.temperature, self.decode, self.bin_size = temperature, decode, int(bin_size)
         self.prior_images, self.prior_workers = prior_images, prior_workers
-        self.bins = color.ab_bins(self.bin_size)
+        self.bins = ab_grid.ab_bins(self.bin_size)
         self.num_bins = len(self.bins)
         self.weights: torch.Tensor | None = None
         self._on_device: dict[tuple[str, torch.device], torch.Tensor] = {}
@@ -107,7 +107,7 @@ class ClassificationObjective(Objective):
 
     def set_prior(self, counts: torch.Tensor) -> None:
         """Rebalancing weights (Zhang eq. 4) from bin counts; they multiply each pixel's loss by its nearest bin's."""
-        self.weights = color.rebalance_weights(counts, self.bins, lam=self.lam, sigma=self.sigma)
+        self.weights = ab_grid.rebalance_weights(counts, self.bins, lam=self.lam, sigma=self.sigma)
         self._on_device.clear()
 
     def prepare(self, *, dataset: Any, run_dir: Path, accelerator: Any) -> dict[str, Any]:
@@ -168,7 +168,8 @@ class ClassificationObjective(Objective):
         if tuple(real_ab.shape[-2:]) != tuple(size):
             real_ab = F.interpolate(real_ab, size=tuple(size), mode="nearest")
         bins = self.device_tensor("bins", real_ab.device)
-        target = color.soft_encode_ab(color.denormalize_ab(real_ab), bins, k=SOFT_ENCODE_NEIGHBOURS, sigma=self.sigma)
+        target = ab_grid.soft_encode_ab(color.denormalize_ab(real_ab), bins, k=SOFT_ENCODE_NEIGHBOURS,
+                                        sigma=self.sigma)
         return target, target.argmax(dim=1)  # the largest Gaussian weight is the nearest bin's
 
     def loss(self, logits: torch.Tensor, real_ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 `eccv16` is the paper's VGG-style network (blocks 1-8, dilated blocks 5-6, one upsampling; logits at 1/4 of the
 input's resolution); `unet_classifier` adds U-Net-style additive skips (block 3->6, 2->7, 1->8) and predicts at full
-resolution. `out_channels` defaults to Q = len(gan_color.color.ab_bins()).
+resolution. `out_channels` defaults to Q = len(gan_color.ab_grid.ab_bins()).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from baselines.blocks import check_channels, crop_to, final_activation, pad_to_multiple
-from gan_color import color
+from gan_color import ab_grid
 from gan_color.registry import BASELINE_NETWORKS
 
 
@@ -31,7 +31,7 @@ def zhang_block(in_channels: int, out_channels: int, convs: int, *, stride: int 
 
 
 def default_bins(out_channels: int | None) -> int:
-    return len(color.ab_bins()) if out_channels is None else out_channels
+    return len(ab_grid.ab_bins()) if out_channels is None else out_channels
 
 
 @BASELINE_NETWORKS.register("eccv16")

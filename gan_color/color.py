@@ -1,26 +1,21 @@
-"""Colour science for gan-color: batched, differentiable sRGB <-> CIE Lab in torch, the pix2pix normalization,
-and the ab quantization, soft encoding, class rebalancing and annealed-mean decoding of Zhang et al. (ECCV 2016).
+"""Colour science for gan-color: the colour constants, batched differentiable sRGB <-> CIE Lab in torch, gamut
+mapping, the pix2pix normalization (L/50 - 1, ab/110), uint8 helpers and colourfulness. The ab grid: gan_color.ab_grid.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import itertools
-import math
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from gan_color.cpu_pointwise import in_pieces, power
 
 # pix2pix colorization normalization: L/50 - 1 and ab/110, so both land in about [-1, 1] (a tanh output range).
 L_CENTER = 50.0
 L_SCALE = 50.0
 AB_SCALE = 110.0
-AB_BIN_SIZE = 10
 
 # Same sRGB -> XYZ matrix and D65 (2 degree) white as scikit-image, so the two agree to float precision.
 _XYZ_FROM_RGB = np.array(
@@ -40,7 +35,7 @@ _SRGB_ENCODED_KNEE = 0.04045
 _SRGB_LINEAR_KNEE = 0.0031308
 
 
-def _as_float(x: Tensor) -> Tensor:
+def as_float(x: Tensor) -> Tensor:
     """At least float32 (half/bfloat16 lack the precision for Lab); float64 stays float64."""
     if not x.is_floating_point():
         raise TypeError(f"expected a floating-point tensor, got {x.dtype}")
@@ -59,27 +54,6 @@ def _mix(matrix: list[list[float]], x: Tensor) -> Tensor:
     return torch.stack([c0.mul(r0).add_(c1, alpha=r1).add_(c2, alpha=r2) for r0, r1, r2 in matrix], dim=1)
 
 
-class _Power(torch.autograd.Function):
-    """base ** exponent for base > 0. On the CPU the forward is numpy's SIMD power/cbrt, 2-6x faster than torch's
-    (measured: docs/color.md); elsewhere it is torch.pow. The backward is the analytic one, in torch."""
-
-    @staticmethod
-    def forward(ctx, base: Tensor, exponent: float) -> Tensor:
-        if base.device.type != "cpu":
-            power = base.pow(exponent)
-        else:
-            array = base.detach().numpy()
-            power = torch.from_numpy(np.cbrt(array) if exponent == 1.0 / 3.0 else np.power(array, exponent))
-        ctx.save_for_backward(base)  # not the power: callers continue in place on it
-        ctx.exponent = exponent
-        return power
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        (base,) = ctx.saved_tensors
-        return grad * ctx.exponent * base.pow(ctx.exponent - 1.0), None
-
-
 def _piecewise(x: Tensor, knee: float, above: Callable[[Tensor], Tensor], slope: float) -> Tensor:
     """`above(x)` for x > knee, else the line through (knee, above(knee)) with `slope` (each of sRGB's and CIE's
     two-part curves is continuous at its knee), computed as above(max(x, knee)) + slope * (min(x, knee) - knee):
@@ -89,36 +63,27 @@ def _piecewise(x: Tensor, knee: float, above: Callable[[Tensor], Tensor], slope:
 
 def _srgb_decode(encoded: Tensor) -> Tensor:  # IEC 61966-2-1
     return _piecewise(
-        encoded, _SRGB_ENCODED_KNEE, lambda x: _Power.apply(x.add(0.055).mul_(1.0 / 1.055), 2.4), 1.0 / 12.92
+        encoded, _SRGB_ENCODED_KNEE, lambda x: power(x.add(0.055).mul_(1.0 / 1.055), 2.4), 1.0 / 12.92
     )
 
 
 def _srgb_encode(linear: Tensor) -> Tensor:
     return _piecewise(
-        linear, _SRGB_LINEAR_KNEE, lambda x: _Power.apply(x, 1.0 / 2.4).mul_(1.055).sub_(0.055), 12.92
+        linear, _SRGB_LINEAR_KNEE, lambda x: power(x, 1.0 / 2.4).mul_(1.055).sub_(0.055), 12.92
     )
 
 
 def _cie_f(t: Tensor) -> Tensor:  # CIE 1976: the cube root, and the line tangent to it at epsilon below
-    return _piecewise(t, _EPSILON, lambda x: _Power.apply(x, 1.0 / 3.0), _KAPPA / 116.0)
+    return _piecewise(t, _EPSILON, lambda x: power(x, 1.0 / 3.0), _KAPPA / 116.0)
 
 
 def _cie_f_inverse(f: Tensor) -> Tensor:
     return _piecewise(f, _DELTA, lambda x: x.pow(3), 3.0 * _DELTA**2)
 
 
-# Pixels per piece in the pointwise conversions on CPU: big enough to amortise the per-op dispatch, small enough
-# that the temporaries stay in cache instead of each faulting in fresh pages (the fastest size, 8k-1M, measured).
-_PIXELS_PER_PIECE = 1 << 15
-
-
 def _pointwise(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """Apply a per-pixel `fn` on [N,3,P] views to x [..., 3, H, W]; on CPU in cache-sized pieces."""
-    flat = x.reshape(-1, 3, x.shape[-2] * x.shape[-1])
-    if x.device.type != "cpu":  # accelerators want few, large kernels
-        return fn(flat).reshape(x.shape)
-    piece = max(1, _PIXELS_PER_PIECE // flat.shape[0])
-    return torch.cat([fn(p) for p in flat.split(piece, dim=2)], dim=2).reshape(x.shape)
+    """Apply a per-pixel `fn` on [N,3,P] views to x [..., 3, H, W] (on CPU in cache-sized pieces)."""
+    return in_pieces(fn, x.reshape(-1, 3, x.shape[-2] * x.shape[-1])).reshape(x.shape)
 
 
 def rgb_to_lab(rgb: Tensor) -> Tensor:
@@ -133,7 +98,7 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
         return _pointwise(lambda piece: _rgb_to_lab(piece.float().div_(255.0)), rgb)
     if not rgb.is_floating_point():
         raise TypeError(f"rgb must be floating point in [0, 1] or uint8 in [0, 255], got {rgb.dtype}")
-    return _pointwise(_rgb_to_lab, _as_float(rgb))
+    return _pointwise(_rgb_to_lab, as_float(rgb))
 
 
 def _rgb_to_lab(rgb: Tensor) -> Tensor:
@@ -150,21 +115,16 @@ def rgb_to_lightness(rgb: Tensor) -> Tensor:
     if rgb.dtype != torch.uint8 and not rgb.is_floating_point():
         raise TypeError(f"rgb must be floating point in [0, 1] or uint8 in [0, 255], got {rgb.dtype}")
     channels = rgb.shape[-3]
-    flat = rgb.reshape(-1, channels, rgb.shape[-2] * rgb.shape[-1])
 
     def lightness(piece: Tensor) -> Tensor:
-        piece = piece.float().div_(255.0) if piece.dtype == torch.uint8 else _as_float(piece)
+        piece = piece.float().div_(255.0) if piece.dtype == torch.uint8 else as_float(piece)
         linear = _srgb_decode(piece)
         c0, c1, c2 = linear.unbind(1) if channels == 3 else (linear[:, 0],) * 3
         r0, r1, r2 = _XYZN_FROM_RGB[1]
         y = c0.mul(r0).add_(c1, alpha=r1).add_(c2, alpha=r2)  # the Y row of `_mix`, same operations
         return _cie_f(y[:, None]).mul_(116.0).sub_(16.0)
 
-    if flat.device.type != "cpu":
-        out = lightness(flat)
-    else:  # cache-sized pieces, as `_pointwise`
-        piece = max(1, _PIXELS_PER_PIECE // flat.shape[0])
-        out = torch.cat([lightness(p) for p in flat.split(piece, dim=2)], dim=2)
+    out = in_pieces(lightness, rgb.reshape(-1, channels, rgb.shape[-2] * rgb.shape[-1]))
     return out.reshape(*rgb.shape[:-3], 1, *rgb.shape[-2:])
 
 
@@ -175,7 +135,7 @@ def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
     Out-of-gamut colours give values outside [0, 1] when clip=False. Differentiable, float32 or float64.
     """
     _check_channels(lab, 3, "lab")
-    rgb = _pointwise(_lab_to_rgb, _as_float(lab))
+    rgb = _pointwise(_lab_to_rgb, as_float(lab))
     return rgb.clamp(0.0, 1.0) if clip else rgb
 
 
@@ -210,8 +170,8 @@ def lab_to_rgb_in_gamut(lightness: torch.Tensor, ab: torch.Tensor, steps: int = 
     # The out-of-gamut pixels as rows, [1, N] of L and [2, N] of ab: each bisection step is a few whole-array
     # operations, with no per-step transposes or copies.
     where = outside.nonzero(as_tuple=True)
-    l_px = _as_float(lightness[where[0], 0, where[1], where[2]])[None]
-    ab_px = _as_float(ab[where[0], :, where[1], where[2]]).T.contiguous()
+    l_px = as_float(lightness[where[0], 0, where[1], where[2]])[None]
+    ab_px = as_float(ab[where[0], :, where[1], where[2]]).T.contiguous()
 
     def convert(scale: torch.Tensor, fn: Callable[[Tensor], Tensor]) -> torch.Tensor:  # -> [1, 3, N]
         return _pointwise(fn, torch.cat([l_px, ab_px * scale], 0)[None, :, :, None])[..., 0]
@@ -281,229 +241,17 @@ def rgb_to_model_inputs(rgb: Tensor) -> tuple[Tensor, Tensor]:
 
 def model_outputs_to_rgb(gray_l: Tensor, ab: Tensor) -> Tensor:
     """Normalized gray_l [B,1,H,W] and ab [B,2,H,W] -> sRGB [B,3,H,W] clipped to [0, 1]."""
-    lab = torch.cat([denormalize_l(_as_float(gray_l)), denormalize_ab(_as_float(ab))], dim=-3)
+    lab = torch.cat([denormalize_l(as_float(gray_l)), denormalize_ab(as_float(ab))], dim=-3)
     return lab_to_rgb(lab, clip=True)
 
 
 def gray_l_to_srgb(gray_l: Tensor) -> Tensor:
     """Normalized L [..., 1, H, W] -> sRGB in [0, 1] of the neutral gray of that lightness (R = G = B, a = b = 0):
     what an ImageNet network sees when shown the black-and-white photo. Plain torch ops: compiles, any device."""
-    f = (denormalize_l(_as_float(gray_l)) + 16.0) / 116.0
+    f = (denormalize_l(as_float(gray_l)) + 16.0) / 116.0
     linear = torch.where(f > _DELTA, f.pow(3), (3.0 * _DELTA**2) * (f - 4.0 / 29.0))  # Y of D65 white = 1
     encoded = 1.055 * linear.clamp(min=_SRGB_LINEAR_KNEE).pow(1.0 / 2.4) - 0.055
     return torch.where(linear > _SRGB_LINEAR_KNEE, encoded, 12.92 * linear).clamp(0, 1)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Zhang, Isola & Efros, "Colorful Image Colorization", ECCV 2016: ab quantization and its decoding.
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _cube_surface(face_samples: int = 256, edge_samples: int = 1 << 14) -> Iterator[Tensor]:
-    """RGB points in [3, <=_PIXELS_PER_PIECE] pieces: a grid on each of the cube's 6 faces and, far denser, on its
-    12 edges."""
-    face = torch.linspace(0.0, 1.0, face_samples)
-    face_grid = torch.cartesian_prod(face, face).T.contiguous()  # [2, n^2]: two free channels, one fixed
-    edge = torch.linspace(0.0, 1.0, edge_samples)[None]  # [1, n]: one free channel, two fixed
-    for free in [*face_grid.split(_PIXELS_PER_PIECE, dim=1), *edge.split(_PIXELS_PER_PIECE, dim=1)]:
-        n_fixed = 3 - free.shape[0]
-        for channels in itertools.combinations(range(3), n_fixed):
-            for values in itertools.product((0.0, 1.0), repeat=n_fixed):
-                fixed, planes = dict(zip(channels, values)), iter(free)
-                constant = {c: torch.full_like(free[0], v) for c, v in fixed.items()}
-                yield torch.stack([constant[c] if c in constant else next(planes) for c in range(3)])
-
-
-@functools.lru_cache(maxsize=8)
-def _gamut_bins(bin_size: int) -> Tensor:
-    # Lab is a continuous bijection of the RGB cube, so the ab projection of the gamut solid equals that of the
-    # cube's surface. Cells wholly inside the projection are hit by the face grid (samples 1-2 ab units apart); a
-    # cell holding only a sliver contains part of the projection's outline, which runs along cube edges (the
-    # R-Y-G-C-B-M hexagon), hence their dense sampling. Same cells as 4096^2 samples per face for bin sizes 5-20.
-    reach = 128 // bin_size + 2  # sRGB has |a|, |b| < 110: cell indices lie within +-reach
-    side = 2 * reach + 1
-    hits = torch.zeros(side * side, dtype=torch.int64)
-    for rgb in _cube_surface():  # piece by piece: small tensors stay in cache, ops stay single-threaded
-        ab = rgb_to_lab(rgb[:, None])[1:, 0]
-        # Cell of centre c*bin_size covers [c - 1/2, c + 1/2) * bin_size, i.e. nearest centre on the full grid.
-        # Shifted positive, truncation is floor (torch.floor spawns threads even for tiny tensors).
-        cells = (ab / bin_size + (reach + 0.5)).to(torch.int64)
-        hits += torch.bincount(cells[0] * side + cells[1], minlength=side * side)
-    keys = hits.nonzero().squeeze(1)  # ascending: sorted by a, then b
-    return (torch.stack([keys // side, keys % side], dim=1) - reach).mul(bin_size).to(torch.float32)
-
-
-def ab_bins(bin_size: int = AB_BIN_SIZE) -> Tensor:
-    """Centres [Q,2] (a, b; CIE units, float32, CPU, sorted by a then b) of the in-gamut ab grid cells.
-
-    Rule: the grid has centres at multiples of `bin_size` (as Zhang et al.'s pts_in_hull.npy); a cell is kept if
-    any colour of the continuous sRGB cube [0, 1]^3 falls in it. With bin_size=10 this gives Q = 262: the 261 cells
-    hit by the 2^24 8-bit colours plus (20, -80), reached only by a sliver (R <= 8, G ~ 117.4-118.6, B >= 253.8, on
-    the 0-255 scale) that resized or float images can produce. Zhang et al. report Q = 313 from a looser in-gamut
-    test: at least 51 of their cells hold no sRGB colour, so no target pixel could ever fall in them. Consumers
-    take Q = len(ab_bins()). Computed once per bin_size (~0.15 s), then cached; the tensor returned is a copy.
-    """
-    if int(bin_size) != bin_size or bin_size < 1:
-        raise ValueError(f"bin_size must be a positive integer, got {bin_size}")
-    return _gamut_bins(int(bin_size)).clone()
-
-
-def _flat_ab(ab: Tensor) -> Tensor:
-    _check_channels(ab, 2, "ab")
-    if ab.dim() != 4:
-        raise ValueError(f"ab must be [B,2,H,W], got shape {tuple(ab.shape)}")
-    return _as_float(ab).permute(0, 2, 3, 1).reshape(-1, 2)
-
-
-# Pixels per chunk of the nearest-bin search: bounds its temporaries (at most ~65k x Q distances).
-_CHUNK = 1 << 16
-_CELL = 2.0  # side, in ab units, of the cells of the nearest-bin candidate table
-
-
-@dataclasses.dataclass(frozen=True)
-class _CandidateTable:
-    """For each cell of a square grid over the bins' extent, every bin that can be among the k nearest of some point
-    in the cell: those within d_k(c) + 2h of the cell centre c (h: half the cell diagonal). For p in the cell, each
-    of its k nearest b has |b - p| <= d_k(p) <= d_k(c) + h, since d_k is 1-Lipschitz, so |b - c| <= d_k(c) + 2h."""
-
-    origin: Tensor  # [2]: the grid's lower-left corner
-    cells: int  # cells per side
-    candidates: Tensor  # [cells^2, M] bin indices, padded with index Q
-    padded_bins: Tensor  # [Q+1, 2]: the bins and a far-away pad bin
-
-
-def _build_candidate_table(bins: Tensor, k: int, dtype: torch.dtype) -> _CandidateTable:
-    """The table for `bins` [Q,2] (float64, CPU), its coordinates returned in `dtype`."""
-    origin = bins.min(0).values - 2 * AB_BIN_SIZE
-    cells = int(math.ceil(float((bins.max(0).values + 2 * AB_BIN_SIZE - origin).max()) / _CELL))
-    centres = origin + _CELL * (torch.cartesian_prod(torch.arange(cells), torch.arange(cells)) + 0.5)
-    distances = torch.cdist(centres.to(torch.float64), bins)  # [cells^2, Q]
-    kth = distances.topk(min(k, len(bins)), dim=1, largest=False).values[:, -1:]
-    candidate = distances <= kth + 2 * (_CELL * math.sqrt(0.5)) + 1e-6
-    width = int(candidate.sum(1).max())
-    order = torch.where(candidate, distances, math.inf).argsort(dim=1)[:, :width]
-    table = torch.where(candidate.gather(1, order), order, len(bins))
-    padded = torch.cat([bins, torch.full((1, 2), 1e6, dtype=torch.float64)])
-    return _CandidateTable(origin.to(dtype), cells, table, padded.to(dtype))
-
-
-# (id(bins), k, dtype) -> (weak reference to bins, bins' version, table): keyed by the very tensor object, checked
-# alive and unmodified, so repeated calls with the same bins (every training step) reuse the table.
-_TABLES: dict[tuple, tuple[weakref.ref, int, _CandidateTable]] = {}
-
-
-def _candidate_table(bins: Tensor, k: int, dtype: torch.dtype) -> _CandidateTable:
-    key = (id(bins), k, dtype)
-    hit = _TABLES.get(key)
-    if hit is not None and hit[0]() is bins and hit[1] == bins._version:
-        return hit[2]
-    if len(_TABLES) >= 64:
-        _TABLES.clear()
-    table = _build_candidate_table(bins.detach().to("cpu", torch.float64), k, dtype)
-    _TABLES[key] = (weakref.ref(bins), bins._version, table)
-    return table
-
-
-def _nearest_among_all(points: Tensor, bins: Tensor, k: int) -> Tensor:
-    # Direct differences, not cdist's |x|^2 - 2xy + |y|^2 expansion, which can pick a wrong bin near a tie.
-    distances = torch.cdist(points, bins, compute_mode="donot_use_mm_for_euclid_dist")
-    return distances.topk(k, dim=1, largest=False).indices
-
-
-def _nearest_bins(points: Tensor, bins: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Indices [N,k] of the k nearest bins (closest first) and their exact squared distances [N,k].
-
-    On the CPU, through the candidate table: distances to a cell's ~7 candidates (at most ~12) instead of all Q,
-    5-9x faster; points off the table (far outside the gamut) take all bins. Other devices take all bins, which
-    costs them little and needs no host sync."""
-    on_cpu = points.device.type == "cpu"
-    table = _candidate_table(bins, k, points.dtype) if on_cpu else None
-    bins = bins.to(device=points.device, dtype=points.dtype)
-    indices = []
-    for chunk in points.split(_CHUNK):
-        if table is None:
-            indices.append(_nearest_among_all(chunk, bins, k))
-            continue
-        cell = ((chunk - table.origin) / _CELL).floor().long()
-        outside = ((cell < 0) | (cell >= table.cells)).any(1)
-        cell = cell.clamp_(0, table.cells - 1)
-        candidates = table.candidates[cell[:, 0] * table.cells + cell[:, 1]]  # [n, M]
-        squared = (table.padded_bins[candidates] - chunk[:, None, :]).square().sum(-1)
-        index = candidates.gather(1, squared.topk(k, dim=1, largest=False).indices)
-        if outside.any():
-            index[outside] = _nearest_among_all(chunk[outside], bins, k)
-        indices.append(index)
-    index = torch.cat(indices) if indices else points.new_zeros((0, k), dtype=torch.int64)
-    return index, (points[:, None, :] - bins[index]).square().sum(-1)
-
-
-def encode_ab_nearest(ab: Tensor, bins: Tensor) -> Tensor:
-    """Index of the nearest bin for every pixel: ab [B,2,H,W] in CIE units -> LongTensor [B,H,W]."""
-    batch, _, height, width = ab.shape
-    index, _ = _nearest_bins(_flat_ab(ab), bins, k=1)
-    return index.reshape(batch, height, width)
-
-
-def soft_encode_ab(ab: Tensor, bins: Tensor, k: int = 5, sigma: float = 5.0) -> Tensor:
-    """Zhang et al. soft encoding: Gaussian (sigma) weights on the k nearest bins, summing to 1 -> [B,Q,H,W]."""
-    batch, _, height, width = ab.shape
-    points = _flat_ab(ab)
-    index, squared = _nearest_bins(points, bins, k=k)
-    # Subtracting the nearest distance keeps exp() from underflowing to 0/0 far from every bin.
-    weights = torch.exp(-(squared - squared[:, :1]) / (2.0 * sigma**2))
-    weights = weights / weights.sum(dim=1, keepdim=True)
-    encoded = points.new_zeros(points.shape[0], bins.shape[0]).scatter_(1, index, weights)
-    return encoded.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
-
-
-def bin_counts(ab: Tensor, bins: Tensor) -> Tensor:
-    """Histogram [Q] (int64) of nearest bins over all pixels of ab [B,2,H,W]; summed over a dataset, the prior."""
-    index = encode_ab_nearest(ab, bins).flatten()
-    return torch.bincount(index, minlength=bins.shape[0]).cpu()
-
-
-def rebalance_weights(counts_or_prior: Tensor, bins: Tensor, lam: float = 0.5, sigma: float = 5.0) -> Tensor:
-    """Zhang et al. eq. 4 class-rebalancing weights [Q] (float32, CPU) from bin counts or an empirical prior.
-
-    p~ is the prior smoothed by a Gaussian of `sigma` over bin centres (each bin's mass spread over the bins, so p~
-    still sums to 1); w = ((1 - lam) p~ + lam / Q)^-1, scaled so that E_{p~}[w] = sum_q p~_q w_q = 1.
-    """
-    prior = counts_or_prior.detach().to(torch.float64).cpu().flatten()
-    centres = bins.detach().to(torch.float64).cpu()
-    if prior.shape[0] != centres.shape[0]:
-        raise ValueError(f"got {prior.shape[0]} counts for {centres.shape[0]} bins")
-    if (prior < 0).any() or prior.sum() <= 0:
-        raise ValueError("counts_or_prior must be non-negative with a positive sum")
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lam must be in [0, 1], got {lam}")
-    prior = prior / prior.sum()
-    kernel = torch.exp(-torch.cdist(centres, centres).square() / (2.0 * sigma**2))  # [q, j]
-    smoothed = kernel @ (prior / kernel.sum(dim=0))
-    weights = 1.0 / ((1.0 - lam) * smoothed + lam / centres.shape[0])
-    return (weights / (smoothed * weights).sum()).to(torch.float32)
-
-
-def annealed_mean(logits: Tensor, bins: Tensor, temperature: float = 0.38) -> Tensor:
-    """Zhang et al. eq. 5: ab [B,2,H,W] (CIE units) = mean of f_T(z) = exp(log z / T) / sum, z = softmax(logits).
-
-    exp(log softmax(x) / T) is proportional to exp(x / T), so f_T(z) = softmax(logits / T): T = 1 gives the mean,
-    T -> 0 the mode; the paper uses T = 0.38.
-    """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 (use decode_mode for T -> 0), got {temperature}")
-    probabilities = torch.softmax(_as_float(logits) / temperature, dim=1)
-    return torch.einsum("bqhw,qc->bchw", probabilities, bins.to(probabilities))
-
-
-def decode_mode(logits: Tensor, bins: Tensor) -> Tensor:
-    """Centre of the most probable bin per pixel: logits [B,Q,H,W] -> ab [B,2,H,W] (CIE units)."""
-    centres = bins.to(device=logits.device, dtype=torch.promote_types(logits.dtype, torch.float32))
-    return F.embedding(logits.argmax(dim=1), centres).permute(0, 3, 1, 2)
-
-
-def decode_mean(logits: Tensor, bins: Tensor) -> Tensor:
-    """Mean of the predicted distribution (annealed mean at T = 1): logits [B,Q,H,W] -> ab [B,2,H,W]."""
-    return annealed_mean(logits, bins, temperature=1.0)
 
 
 def colorfulness(rgb: Tensor) -> Tensor:
@@ -513,7 +261,7 @@ def colorfulness(rgb: Tensor) -> Tensor:
     (population std over pixels). 0 for gray images; about 33 is "moderately colourful" in the paper's scale.
     """
     _check_channels(rgb, 3, "rgb")
-    rgb = _as_float(rgb) * 255.0
+    rgb = as_float(rgb) * 255.0
     red, green, blue = rgb.flatten(-2).unbind(-2)
     rg = red - green
     yb = 0.5 * (red + green) - blue

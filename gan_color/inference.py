@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gan_color import color
+from gan_color import ab_grid, color
 from gan_color.models import build_colorizer
 
 EXPORT_FORMAT = "gan-color-export"
@@ -45,7 +45,7 @@ class ExportSpec:
     in_channels: int = 1  # 1 = normalized L; 3 = gray replicated to RGB in [0,1] (RGB-space baselines)
     color: dict[str, float] = field(default_factory=lambda: {
         "l_center": color.L_CENTER, "l_scale": color.L_SCALE, "ab_scale": color.AB_SCALE,
-        "ab_bin_size": color.AB_BIN_SIZE,
+        "ab_bin_size": ab_grid.AB_BIN_SIZE,
     })
     num_bins: int = 0  # Q of the ab grid for "ab_logits", checked on load
     run: str = ""
@@ -127,14 +127,14 @@ def raw_to_ab(raw: torch.Tensor, spec: ExportSpec, *, size: tuple[int, int] | No
     elif spec.output == "rgb":
         ab = color.normalize_ab(color.rgb_to_lab(raw.clamp(0, 1))[:, 1:])
     else:
-        bins = color.ab_bins(int(spec.color["ab_bin_size"])).to(raw.device)
+        bins = ab_grid.ab_bins(int(spec.color["ab_bin_size"])).to(raw.device)
         method, t = decode or spec.decode, spec.temperature if temperature is None else temperature
         if method == "annealed_mean":
-            ab = color.annealed_mean(raw, bins, temperature=t)
+            ab = ab_grid.annealed_mean(raw, bins, temperature=t)
         elif method == "mean":
-            ab = color.decode_mean(raw, bins)
+            ab = ab_grid.decode_mean(raw, bins)
         else:
-            ab = color.decode_mode(raw, bins)
+            ab = ab_grid.decode_mode(raw, bins)
         ab = color.normalize_ab(ab)
     if size is not None and tuple(ab.shape[-2:]) != tuple(size):
         ab = F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
@@ -168,7 +168,7 @@ class Colorizer(nn.Module):
         spec = load_spec(folder)  # its own errors name the file
         try:
             if spec.output == "ab_logits":
-                q = len(color.ab_bins(int(spec.color["ab_bin_size"])))
+                q = len(ab_grid.ab_bins(int(spec.color["ab_bin_size"])))
                 if spec.num_bins != q:
                     raise ValueError(f"model predicts {spec.num_bins} ab bins, this colour grid has {q}")
             network = build_colorizer(spec.arch, **spec.kwargs)

@@ -18,7 +18,7 @@ from accelerate import Accelerator
 from baselines import classification
 from baselines.classification import PRIOR_FILE, ClassificationObjective
 from baselines.regression import RegressionObjective
-from gan_color import color, train
+from gan_color import ab_grid, color, train
 from gan_color.config import ConfigError, load_config
 from gan_color.data import EmbeddedDataset, add_lab
 from gan_color.inference import Colorizer, ExportSpec, save_export
@@ -105,7 +105,7 @@ def test_loss_falls_on_a_fixed_batch(objective_name, objective_kwargs, network, 
     objective = OBJECTIVES.build(objective_name, **objective_kwargs)
     batch = fixed_batch(4, 16)
     if objective_name == "classification" and objective.rebalance:
-        objective.set_prior(color.bin_counts(color.denormalize_ab(batch["real_ab"]), objective.bins))
+        objective.set_prior(ab_grid.bin_counts(color.denormalize_ab(batch["real_ab"]), objective.bins))
     net = build_colorizer(network, **objective.model_kwargs(kwargs))
     # Logits must move a long way from uniform (log Q nats): the classifiers get the larger step.
     lr = 1e-2 if objective_name == "classification" else 5e-3
@@ -153,7 +153,7 @@ def constant_logits_export(tmp_path: Path, logits: dict[int, float]) -> Colorize
 
 
 def test_decoding_annealed_mean_mode_and_mean(tmp_path):
-    bins = color.ab_bins()
+    bins = ab_grid.ab_bins()
     first, second = 40, 200
     colorizer = constant_logits_export(tmp_path, {first: 2.0, second: 1.0})
     gray_l = torch.rand(2, 1, 36, 20) * 2 - 1
@@ -176,17 +176,17 @@ def test_cross_entropy_is_against_soft_encoded_targets_at_the_logits_resolution(
     real_ab = fixed_batch(2)["real_ab"]
     logits = torch.randn(2, objective.num_bins, 8, 8)
     loss, plain = objective.loss(logits, real_ab)
-    target = color.soft_encode_ab(color.denormalize_ab(real_ab[..., ::4, ::4]), objective.bins, k=5, sigma=5.0)
+    target = ab_grid.soft_encode_ab(color.denormalize_ab(real_ab[..., ::4, ::4]), objective.bins, k=5, sigma=5.0)
     assert torch.allclose(loss, -(target * logits.log_softmax(1)).sum(1).mean()) and torch.equal(loss, plain)
 
 
 def test_rebalancing_weights_each_pixel_by_its_nearest_bin():
     objective = ClassificationObjective(lam=0.5)
-    gray, rare = color.encode_ab_nearest(torch.zeros(1, 2, 1, 1), objective.bins).item(), 0
+    gray, rare = ab_grid.encode_ab_nearest(torch.zeros(1, 2, 1, 1), objective.bins).item(), 0
     counts = torch.zeros(objective.num_bins, dtype=torch.int64)
     counts[gray], counts[rare] = 10_000, 1
     objective.set_prior(counts)
-    weights = color.rebalance_weights(counts, objective.bins, lam=0.5, sigma=5.0)
+    weights = ab_grid.rebalance_weights(counts, objective.bins, lam=0.5, sigma=5.0)
     assert torch.equal(objective.weights, weights) and weights[rare] > 5 * weights[gray]
 
     real_ab = torch.zeros(1, 2, 4, 4)
@@ -232,7 +232,7 @@ def test_prior_is_counted_once_cached_and_reused(tmp_path, monkeypatch):
 def test_validation_metrics_bin_accuracy_and_cross_entropy():
     objective = ClassificationObjective(rebalance=False)
     real_ab = fixed_batch(2)["real_ab"]
-    nearest = color.encode_ab_nearest(color.denormalize_ab(real_ab), objective.bins)
+    nearest = ab_grid.encode_ab_nearest(color.denormalize_ab(real_ab), objective.bins)
     perfect = 20.0 * F.one_hot(nearest, objective.num_bins).permute(0, 3, 1, 2).float()
     metrics = objective.validation_metrics(perfect, {"real_ab": real_ab})
     assert metrics["bin_accuracy"] == 1.0
@@ -244,7 +244,7 @@ def test_validation_metrics_bin_accuracy_and_cross_entropy():
 def test_classification_export_fields_follow_the_bin_grid():
     objective = ClassificationObjective(bin_size=20, decode="mode", temperature=0.5)
     fields = objective.export_fields()
-    assert objective.num_bins == len(color.ab_bins(20)) and fields["num_bins"] == objective.num_bins
+    assert objective.num_bins == len(ab_grid.ab_bins(20)) and fields["num_bins"] == objective.num_bins
     assert fields["color"]["ab_bin_size"] == 20 and fields["decode"] == "mode" and fields["output"] == "ab_logits"
     assert objective.model_kwargs({}) == {"in_channels": 1, "out_channels": objective.num_bins, "final": "none"}
 

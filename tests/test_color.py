@@ -1,4 +1,4 @@
-"""Colour science: torch sRGB <-> Lab against scikit-image, and the Zhang et al. ab bins, encodings and decodings."""
+"""Colour science: torch sRGB <-> Lab against scikit-image, normalization, gamut and colourfulness."""
 
 import warnings
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage.color import lab2rgb, rgb2lab
 
-from gan_color import color
+from gan_color import color, cpu_pointwise
 
 
 def _cube_grid(n: int) -> np.ndarray:
@@ -34,16 +34,6 @@ def _to_image(points: np.ndarray, dtype=torch.float32) -> torch.Tensor:
 
 def _from_image(image: torch.Tensor) -> np.ndarray:
     return image.detach().to(torch.float64).reshape(3, -1).T.numpy()
-
-
-def _cells(ab: np.ndarray, bin_size: int = 10) -> set[tuple[int, int]]:
-    """Centres of the grid cells (centres at multiples of bin_size) that the ab points [N,2] fall in."""
-    return set(map(tuple, np.unique(np.floor(ab / bin_size + 0.5).astype(int), axis=0) * bin_size))
-
-
-@pytest.fixture(scope="module")
-def bins() -> torch.Tensor:
-    return color.ab_bins()
 
 
 def test_rgb_to_lab_matches_skimage_over_the_whole_cube():
@@ -110,7 +100,7 @@ def test_shapes_pieces_and_input_checks(monkeypatch):
     rgb = torch.rand(3, 5, 7)
     lab = color.rgb_to_lab(rgb)
     torch.testing.assert_close(lab, color.rgb_to_lab(rgb[None])[0])
-    monkeypatch.setattr(color, "_PIXELS_PER_PIECE", 4)  # CPU work is split in pieces: results must not change
+    monkeypatch.setattr(cpu_pointwise, "PIXELS_PER_PIECE", 4)  # CPU work is split in pieces: results must not change
     torch.testing.assert_close(color.rgb_to_lab(rgb), lab, atol=1e-4, rtol=0)  # SIMD vs scalar tails
     # Other devices take the one-call path (meta tensors carry shapes only).
     assert color.lab_to_rgb(color.rgb_to_lab(torch.empty(2, 3, 5, 7, device="meta"))).shape == (2, 3, 5, 7)
@@ -136,150 +126,6 @@ def test_model_inputs_are_normalized_and_invert():
     torch.testing.assert_close(color.normalize_l(color.denormalize_l(x)), x)
     torch.testing.assert_close(color.normalize_ab(color.denormalize_ab(x)), x)
     assert color.denormalize_l(torch.tensor([-1.0, 1.0])).tolist() == [0.0, 100.0]
-
-
-def test_ab_bins_are_grid_centres_and_cached(bins):
-    assert bins.dtype == torch.float32 and bins.shape == (262, 2)  # see the ab_bins docstring for Q
-    assert (bins % 10 == 0).all() and bins.abs().max() <= 110
-    keys = (bins[:, 0] * 1000 + bins[:, 1]).tolist()
-    assert keys == sorted(set(keys))
-    bins_again = color.ab_bins()
-    bins_again += 1  # callers get a copy, so this cannot corrupt the cache
-    torch.testing.assert_close(color.ab_bins(), bins)
-
-
-def _random_surface_points(rng: np.random.Generator, n: int, fixed: int) -> np.ndarray:
-    """n uniform points on the cube's faces (fixed=1) or edges (fixed=2): `fixed` channels set to 0 or 1."""
-    points = rng.random((n, 3))
-    channels = np.argsort(rng.random((n, 3)), axis=1)[:, :fixed]
-    np.put_along_axis(points, channels, rng.integers(0, 2, (n, fixed)).astype(float), axis=1)
-    return points
-
-
-def test_bins_are_exactly_the_cells_srgb_colours_fall_in(bins):
-    """Independent sampling and conversion (skimage): every such cell is a bin, and every bin holds sRGB colours."""
-    rng = np.random.default_rng(3)
-    points = np.concatenate(
-        [
-            _random_surface_points(rng, 200_000, fixed=1),  # the gamut's extremes lie on the faces...
-            _random_surface_points(rng, 100_000, fixed=2),  # ...and its thinnest slivers along the edges
-            rng.random((100_000, 3)),
-            rng.integers(0, 256, (100_000, 3)) / 255,
-        ]
-    )
-    assert _cells(rgb2lab(points[None])[0][:, 1:]) == _cells(bins.numpy())
-
-
-def test_nearest_and_soft_encoding_match_a_brute_force_reference(bins, monkeypatch):
-    rgb = torch.rand(2, 3, 6, 5, generator=torch.Generator().manual_seed(4))
-    ab = color.rgb_to_lab(rgb)[:, 1:]
-    points = ab.permute(0, 2, 3, 1).reshape(-1, 2).double().numpy()
-    distances = np.linalg.norm(points[:, None] - bins.double().numpy()[None], axis=-1)
-    nearest = np.argsort(distances, axis=1)[:, :5]
-    expected = np.zeros_like(distances)
-    weights = np.exp(-(np.take_along_axis(distances, nearest, 1) ** 2) / (2 * 5.0**2))
-    np.put_along_axis(expected, nearest, weights / weights.sum(1, keepdims=True), 1)
-    monkeypatch.setattr(color, "_CHUNK", 7)  # exercise the chunked path too
-    encoded = color.soft_encode_ab(ab, bins)
-    assert encoded.shape == (2, len(bins), 6, 5)
-    got = encoded.permute(0, 2, 3, 1).reshape(-1, len(bins)).double().numpy()
-    np.testing.assert_allclose(got, expected, atol=1e-5)
-    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-6)
-    hard = color.encode_ab_nearest(ab, bins)
-    assert hard.dtype == torch.int64 and hard.shape == (2, 6, 5)
-    assert (hard.flatten().numpy() == nearest[:, 0]).all()
-    assert (encoded.argmax(dim=1) == hard).all()
-
-
-@pytest.mark.parametrize("k", [1, 5, 8])
-def test_nearest_bins_are_exact_everywhere(bins, k):
-    """The candidate-table search against all distances: random ab in and far outside the gamut, cell corners (the
-    table's grid lines) and bin centres (ties), for several k."""
-    rng = np.random.default_rng(k)
-    grid = np.arange(-140.0, 141.0, 2.0)
-    points = np.concatenate([
-        rng.uniform(-140, 140, (20_000, 2)),
-        rng.uniform(-600, 600, (500, 2)),  # off the table: the all-bins fallback
-        np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2),
-        bins.double().numpy() + rng.choice([-5.0, 0.0, 5.0], (len(bins), 2)),
-    ])
-    index, squared = color._nearest_bins(torch.from_numpy(points), bins.double(), k)
-    brute = ((points[:, None] - bins.double().numpy()[None]) ** 2).sum(-1)
-    expected = np.sort(brute, axis=1)[:, :k]
-    np.testing.assert_allclose(squared.numpy(), expected, rtol=0, atol=1e-9)  # the k nearest, closest first
-    np.testing.assert_allclose(np.take_along_axis(brute, index.numpy(), 1), expected, rtol=0, atol=1e-9)
-    assert (np.sort(index.numpy(), 1)[:, 1:] != np.sort(index.numpy(), 1)[:, :-1]).all()  # k distinct bins
-    everywhere = color._nearest_among_all(torch.from_numpy(points), bins.double(), k)  # what GPUs run
-    np.testing.assert_allclose(np.take_along_axis(brute, everywhere.numpy(), 1), expected, rtol=0, atol=1e-9)
-
-
-def test_candidate_tables_are_reused_only_for_the_same_unchanged_bins(bins):
-    mine = bins.clone()
-    points = torch.tensor([[3.0, 4.0], [-50.0, 61.0]])
-    first = color._nearest_bins(points, mine, 5)
-    table = color._candidate_table(mine, 5, torch.float32)
-    assert color._candidate_table(mine, 5, torch.float32) is table  # no rebuild per call
-    assert color._candidate_table(mine.clone(), 5, torch.float32) is not table
-    mine += 3.0  # moved in place: the old table would be wrong
-    index, squared = color._nearest_bins(points, mine, 5)
-    assert color._candidate_table(mine, 5, torch.float32) is not table
-    brute = torch.cdist(points.double(), mine.double()).square()
-    torch.testing.assert_close(squared.double(), brute.sort(1).values[:, :5], rtol=0, atol=1e-4)
-    assert not torch.equal(index, first[0])
-
-
-def test_soft_encoding_at_a_bin_centre_puts_most_mass_there(bins):
-    centre = torch.tensor([0.0, 0.0])  # an interior bin: its 4 neighbours at distance 10 share the rest
-    index = int(((bins - centre).abs().sum(1) == 0).nonzero())
-    encoded = color.soft_encode_ab(centre.reshape(1, 2, 1, 1), bins)[0, :, 0, 0]
-    assert encoded[index] == pytest.approx(1 / (1 + 4 * np.exp(-2)), abs=1e-6)
-    assert (encoded > 0).sum() == 5
-
-
-def test_bin_counts_is_the_histogram_of_nearest_bins(bins):
-    ab = color.rgb_to_lab(torch.rand(3, 3, 10, 10))[:, 1:]
-    counts = color.bin_counts(ab, bins)
-    assert counts.shape == (len(bins),) and counts.sum() == 300
-    torch.testing.assert_close(counts, torch.bincount(color.encode_ab_nearest(ab, bins).flatten(), minlength=262))
-
-
-def test_rebalance_weights_follow_zhang_eq4(bins):
-    counts = torch.zeros(len(bins))
-    counts[torch.arange(0, len(bins), 3)] = torch.logspace(0, 6, len(range(0, len(bins), 3)))
-    weights = color.rebalance_weights(counts, bins, lam=0.5, sigma=5.0).double()
-    centres = bins.double().numpy()
-    kernel = np.exp(-((centres[:, None] - centres[None]) ** 2).sum(-1) / (2 * 5.0**2))
-    prior = counts.double().numpy() / counts.sum().item()
-    smoothed = kernel @ (prior / kernel.sum(0))
-    assert smoothed.sum() == pytest.approx(1.0)
-    assert float((smoothed * weights.numpy()).sum()) == pytest.approx(1.0, abs=1e-5)
-    expected = 1 / (0.5 * smoothed + 0.5 / len(bins))
-    np.testing.assert_allclose(weights.numpy(), expected / (smoothed * expected).sum(), rtol=1e-5)
-    rarer = smoothed[:, None] < smoothed[None] - 1e-12
-    assert (weights.numpy()[:, None] > weights.numpy()[None])[rarer].all()  # rarer bins weigh more
-    torch.testing.assert_close(color.rebalance_weights(counts / counts.sum(), bins), weights.float())
-    torch.testing.assert_close(color.rebalance_weights(counts, bins, lam=1.0), torch.ones(len(bins)))
-    with pytest.raises(ValueError):
-        color.rebalance_weights(counts[:-1], bins)
-
-
-def test_annealed_mean_interpolates_between_mean_and_mode(bins):
-    logits = torch.randn(2, len(bins), 3, 4, generator=torch.Generator().manual_seed(5)) * 3
-    probabilities = torch.softmax(logits, dim=1)
-    mean = torch.einsum("bqhw,qc->bchw", probabilities, bins)
-    torch.testing.assert_close(color.annealed_mean(logits, bins, temperature=1.0), mean)
-    torch.testing.assert_close(color.decode_mean(logits, bins), mean)
-    # Eq. 5 written literally: f_T(z) = exp(log z / T) / sum_q exp(log z_q / T).
-    annealed = torch.exp(torch.log(probabilities.double()) / 0.38)
-    annealed = annealed / annealed.sum(dim=1, keepdim=True)
-    literal = torch.einsum("bqhw,qc->bchw", annealed, bins.double()).float()
-    torch.testing.assert_close(color.annealed_mean(logits, bins, temperature=0.38), literal)
-    mode = color.decode_mode(logits, bins)
-    torch.testing.assert_close(mode, bins[logits.argmax(dim=1)].permute(0, 3, 1, 2))
-    errors = [(color.annealed_mean(logits, bins, temperature=t) - mode).abs().max() for t in (0.3, 0.03, 1e-4)]
-    assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-4
-    with pytest.raises(ValueError):
-        color.annealed_mean(logits, bins, temperature=0.0)
 
 
 def test_colorfulness_matches_hasler_suesstrunk_and_is_zero_for_gray():
