@@ -245,13 +245,13 @@ def write_images(results: list[ModelResult], heldout: Path, images: Path, *, siz
 
 
 def metric_columns(results: list[ModelResult]) -> list[str]:
-    from gan_color.eval.compare import sort_metric_keys
+    from gan_color.metrics.ranking import sort_metric_keys
 
     return sort_metric_keys(list(dict.fromkeys(k for r in results for k in r.metrics if k != "colorfulness_real")))
 
 
 def header(key: str) -> str:
-    from gan_color.eval.compare import metric_direction
+    from gan_color.metrics.ranking import metric_direction
 
     count, _, at = key[3:].partition("_")
     label = f"FID ({count} img{', ' + at if at else ''})" if key.startswith("fid") else LABELS.get(key, key)
@@ -260,7 +260,7 @@ def header(key: str) -> str:
 
 def table(results: list[ModelResult], reference: ModelResult) -> str:
     """Markdown: one row per model (best value per ranked metric in bold), then the gray reference in italics."""
-    from gan_color.eval.compare import metric_direction
+    from gan_color.metrics.ranking import metric_direction
 
     keys = metric_columns([*results, reference])
     lines = ["| model | objective | network | params | wall min | img/s | " + " | ".join(map(header, keys)) + " |",

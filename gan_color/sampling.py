@@ -12,6 +12,7 @@ from torchvision.utils import make_grid, save_image
 
 from gan_color import color
 from gan_color.inference import ExportSpec, model_input, raw_to_ab
+from gan_color.metrics.scores import psnr_uint8
 from gan_color.tracking import log_images
 
 
@@ -84,7 +85,6 @@ def render_grid(gray_l: torch.Tensor, fake_ab: torch.Tensor, real_ab: torch.Tens
 def held_out_examples(gray_l: torch.Tensor, fake_ab: torch.Tensor, real_ab: torch.Tensor, *, count: int = 4,
                       names: list[str] | None = None) -> list[tuple[Image.Image, str]]:
     """The first `count` images as [gray | generated | ground truth] PIL strips, captioned with their PSNR."""
-    from gan_color.eval.metrics import psnr_uint8  # evaluation is optional for training
     from gan_color.eval.sheets import to_pil
 
     gray_l, fake_ab, real_ab = gray_l[:count], fake_ab[:count], real_ab[:count]

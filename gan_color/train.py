@@ -28,6 +28,7 @@ from gan_color.data import add_lab, build_dataset, holdout_keys, split_dataset
 from gan_color.devices import has_accelerator, training_device_type
 from gan_color.inference import WEIGHTS_NAME, ExportSpec, find_export, load_spec, raw_to_ab, save_export
 from gan_color.loader import make_train_loader
+from gan_color.metrics.scores import cheap_metrics
 from gan_color.models import build_colorizer, build_discriminator
 from gan_color.objectives import Objective
 from gan_color.registry import OBJECTIVES
@@ -317,8 +318,6 @@ def render_probes(run: Run) -> Path:
 
 def validate(run: Run) -> dict[str, float]:
     """Cheap metrics (PSNR, AuC, colourfulness) on the fixed held-out subset, plus the objective's own."""
-    from gan_color.eval.metrics import cheap_metrics  # evaluation is optional for training
-
     device, spec, totals, count = run.accelerator.device, run.export_spec(), {}, 0
     generator = run.networks["generator"]
     for i, batch in enumerate(run.val_batches):

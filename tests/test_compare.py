@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from gan_color.cli import main
-from gan_color.eval.compare import choose_dataset, metric_direction
+from gan_color.eval.compare import choose_dataset
 from gan_color.eval.evaluate import evaluate, write_report
 from gan_color.inference import Colorizer, ExportSpec, save_export
+from gan_color.metrics.ranking import metric_direction
 from gan_color.models import build_colorizer
 
 METRICS = ["psnr_rgb_uint8", "auc_ab_0_150", "colorfulness", "delta_colorfulness"]

@@ -14,14 +14,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gan_color import ab_grid, color
+from gan_color import color
 from gan_color.cli import main
 from gan_color.data.images import list_images, load_rgb
 from gan_color.data.transforms import eval_transform
-from gan_color.eval import metrics as M
 from gan_color.eval import wandb_report
 from gan_color.eval.evaluate import evaluate
 from gan_color.inference import Colorizer, ExportSpec, save_export
+from gan_color.metrics import scores as M
 from gan_color.models import build_colorizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def test_evaluate_api_numbers_match_a_direct_computation(photo_dir: Path) -> Non
 
 
 def test_classifier_bin_accuracy_in_full_resolution_mode(photo_dir: Path) -> None:
-    q = len(ab_grid.ab_bins())
+    q = len(color.ab_bins())
     torch.manual_seed(0)
     spec = ExportSpec(arch="conv1x1", kwargs={}, output="ab_logits", num_bins=q, image_size=32)
     result = evaluate(Colorizer(nn.Conv2d(1, q, 1), spec), photo_dir, size=32, limit=3, full_resolution=True,

@@ -22,9 +22,9 @@ from gan_color import checkpoint as ckpt
 from gan_color import train
 from gan_color.cli import main as cli_main
 from gan_color.config import load_config
-from gan_color.eval import fid as fid_lib
-from gan_color.eval.weights import WeightsRejected
 from gan_color.inference import ExportSpec, save_export
+from gan_color.metrics import fid as fid_lib
+from gan_color.metrics.weights import WeightsRejected
 from gan_color.models import build_colorizer
 from gan_color.runlock import LOCK_FILE, RunLock
 
@@ -204,7 +204,7 @@ def test_lpips_reads_its_weights_as_tensors(prepared_torch_home: Path, monkeypat
     monkeypatch.setenv("TORCH_HOME", str(prepared_torch_home))
     from torch import hub
 
-    from gan_color.eval import metrics as M
+    from gan_color.metrics import scores as M
 
     def refuse(*args, **kwargs):
         raise AssertionError("load_state_dict_from_url called")

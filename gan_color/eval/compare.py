@@ -24,11 +24,9 @@ from gan_color.devices import resolve_device
 from gan_color.eval.evaluate import EVAL_SIZE, colorize_batch
 from gan_color.eval.sheets import render_sheet, save_sheet, to_pil
 from gan_color.inference import Colorizer, find_export
+from gan_color.metrics.ranking import metric_direction, sort_metric_keys
 from gan_color.safeio import undefuse_cell, write_csv
 
-# (metric key prefix, higher is better) in table/plot order; fid keys carry their sample count (fid100, fid10k).
-MAIN_METRICS = (("psnr_rgb_uint8", True), ("ssim_rgb_uint8", True), ("lpips_alex", False), ("lpips_vgg", False),
-                ("fid", False), ("auc_ab_0_150", True), ("delta_colorfulness", False), ("bin_accuracy", True))
 CURVE_KEYS = ("loss/G_L1", "loss/G_GAN", "loss/D_real", "loss/D_fake")
 
 
@@ -41,25 +39,6 @@ class RunRecord:
     evaluation: dict[str, Any] | None = None
     eval_dir: Path | None = None
     curves: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _main_index(key: str) -> int | None:
-    """Position of `key` in MAIN_METRICS (fid100, fid10k... match "fid"), or None."""
-    for i, (prefix, _) in enumerate(MAIN_METRICS):
-        if key == prefix or (prefix == "fid" and key.startswith("fid") and key[3:4].isdigit()):
-            return i
-    return None
-
-
-def sort_metric_keys(keys: list[str]) -> list[str]:
-    """`keys` with the main metrics first, in MAIN_METRICS order, then the rest as given."""
-    return sorted(keys, key=lambda key: len(MAIN_METRICS) if _main_index(key) is None else _main_index(key))
-
-
-def metric_direction(key: str) -> bool | None:
-    """True if higher is better, False if lower, None for keys that are not ranked (colorfulness, counts)."""
-    index = _main_index(key)
-    return None if index is None else MAIN_METRICS[index][1]
 
 
 def run_folder(path: str | os.PathLike) -> Path:

@@ -23,17 +23,17 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms.v2.functional import pil_to_tensor
 from tqdm.auto import tqdm
 
-from gan_color import ab_grid, color
+from gan_color import color
 from gan_color.data import FolderDataset
 from gan_color.data.base import ImageDataset
 from gan_color.data.images import DECODE_ERRORS, describe_error, load_rgb
 from gan_color.data.transforms import rgb_to_float
 from gan_color.devices import resolve_device
-from gan_color.eval import fid as fid_lib
-from gan_color.eval.metrics import EvalBatch, Metric, build_metric
 from gan_color.eval.sheets import render_sheet, save_sheet, to_pil
-from gan_color.eval.weights import MetricUnavailable
 from gan_color.inference import DECODE_METHODS, Colorizer, find_export, raw_to_ab
+from gan_color.metrics import fid as fid_lib
+from gan_color.metrics.scores import EvalBatch, Metric, build_metric
+from gan_color.metrics.weights import MetricUnavailable
 from gan_color.registry import METRICS
 from gan_color.safeio import atomic_write_text, write_csv
 from gan_color.sampling import predict_raw
@@ -234,7 +234,7 @@ def _score(colorizer: Colorizer, images: Dataset, metrics: dict[str, Metric], *,
     decoded are warned about, appended to `failed` as (path, reason) and left out: each row is its own file's."""
     loader = DataLoader(OwnPixels(images), batch_size=batch_size, num_workers=workers, shuffle=False,
                         collate_fn=collate_own_pixels)
-    bin_size = int(colorizer.spec.color.get("ab_bin_size", ab_grid.AB_BIN_SIZE))
+    bin_size = int(colorizer.spec.color.get("ab_bin_size", color.AB_BIN_SIZE))
     rows: list[dict[str, Any]] = []
     with tqdm(total=len(images), desc="evaluate", unit="img", disable=not progress) as bar:
         for batch in loader:

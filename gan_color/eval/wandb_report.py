@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gan_color.metrics.ranking import metric_direction
 from gan_color.tracking import load_tracking
 
 DEFAULT_PROJECT = "gan-color"
@@ -145,8 +146,6 @@ def _examples_table(examples: dict[str, Any]) -> Any:
 def _metric_bars(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """One bar chart per ranked metric (a bar per run), titled with its direction."""
     import wandb
-
-    from gan_color.eval.compare import metric_direction
 
     charts = {}
     for key in [k for k in (rows[0] if rows else {}) if metric_direction(k) is not None]:

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from gan_color import color
-from gan_color.eval.weights import (
+from gan_color.metrics.weights import (
     MetricUnavailable,
     WeightsRejected,
     check_weights_file,
