@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gan_color import color
+from gan_color import ab_grid, color
 from gan_color.cli import main
 from gan_color.data.images import list_images, load_rgb
 from gan_color.data.transforms import eval_transform
@@ -99,7 +99,7 @@ def test_evaluate_api_numbers_match_a_direct_computation(photo_dir: Path) -> Non
 
 
 def test_classifier_bin_accuracy_in_full_resolution_mode(photo_dir: Path) -> None:
-    q = len(color.ab_bins())
+    q = len(ab_grid.ab_bins())
     torch.manual_seed(0)
     spec = ExportSpec(arch="conv1x1", kwargs={}, output="ab_logits", num_bins=q, image_size=32)
     result = evaluate(Colorizer(nn.Conv2d(1, q, 1), spec), photo_dir, size=32, limit=3, full_resolution=True,

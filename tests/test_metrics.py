@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from gan_color import color
+from gan_color import ab_grid, color
 from gan_color.data.images import list_images, load_rgb
 from gan_color.data.transforms import eval_transform
 from gan_color.metrics import fid as fid_lib
@@ -108,11 +108,12 @@ def test_auc_perfect_gray_and_known_error(photos: torch.Tensor) -> None:
 
 
 def test_bin_accuracy_of_exact_low_resolution_and_wrong_logits() -> None:
-    bins = color.ab_bins()
+    bins = ab_grid.ab_bins()
     generator = torch.Generator().manual_seed(0)
     blocks = bins[torch.randint(len(bins), (2, 8, 8), generator=generator)].permute(0, 3, 1, 2)  # bin centres
     real_ab = torch.nn.functional.interpolate(blocks, scale_factor=4, mode="nearest")  # 4x4 blocks at 32x32
-    logits = torch.nn.functional.one_hot(color.encode_ab_nearest(blocks, bins), len(bins)).permute(0, 3, 1, 2).float()
+    nearest = ab_grid.encode_ab_nearest(blocks, bins)
+    logits = torch.nn.functional.one_hot(nearest, len(bins)).permute(0, 3, 1, 2).float()
     assert M.bin_accuracy(logits, real_ab, bins).numpy() == pytest.approx([1.0, 1.0])  # 8x8 logits vs 32x32 truth
     assert (M.bin_accuracy(logits.roll(1, dims=1), real_ab, bins) < 0.05).all()
 

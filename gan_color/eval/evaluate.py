@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms.v2.functional import pil_to_tensor
 from tqdm.auto import tqdm
 
-from gan_color import color
+from gan_color import ab_grid, color
 from gan_color.data import FolderDataset
 from gan_color.data.base import ImageDataset
 from gan_color.data.images import DECODE_ERRORS, describe_error, load_rgb
@@ -234,7 +234,7 @@ def _score(colorizer: Colorizer, images: Dataset, metrics: dict[str, Metric], *,
     decoded are warned about, appended to `failed` as (path, reason) and left out: each row is its own file's."""
     loader = DataLoader(OwnPixels(images), batch_size=batch_size, num_workers=workers, shuffle=False,
                         collate_fn=collate_own_pixels)
-    bin_size = int(colorizer.spec.color.get("ab_bin_size", color.AB_BIN_SIZE))
+    bin_size = int(colorizer.spec.color.get("ab_bin_size", ab_grid.AB_BIN_SIZE))
     rows: list[dict[str, Any]] = []
     with tqdm(total=len(images), desc="evaluate", unit="img", disable=not progress) as bar:
         for batch in loader:

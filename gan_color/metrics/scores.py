@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from gan_color import color
+from gan_color import ab_grid, color
 from gan_color.metrics import fid as fid_lib
 from gan_color.metrics.weights import MetricUnavailable, load_lpips
 from gan_color.registry import METRICS
@@ -86,7 +86,7 @@ def bin_accuracy(ab_logits: Tensor, real_ab: Tensor, bins: Tensor) -> Tensor:
     predicted = ab_logits.argmax(1)
     if predicted.shape[-2:] != real_ab.shape[-2:]:
         predicted = F.interpolate(predicted[:, None].float(), size=real_ab.shape[-2:], mode="nearest")[:, 0].long()
-    target = color.encode_ab_nearest(real_ab.float(), bins.to(real_ab.device))
+    target = ab_grid.encode_ab_nearest(real_ab.float(), bins.to(real_ab.device))
     return (predicted == target).float().flatten(1).mean(1).cpu()
 
 
@@ -104,7 +104,7 @@ class EvalBatch:
     fake_ab: Tensor | None = None
     real_ab: Tensor | None = None
     ab_logits: Tensor | None = None
-    ab_bin_size: int = color.AB_BIN_SIZE
+    ab_bin_size: int = ab_grid.AB_BIN_SIZE
 
     @cached_property
     def fake_uint8(self) -> Tensor:
@@ -195,7 +195,7 @@ class BinAccuracy(PerImageMetric):
     def per_image(self, batch: EvalBatch) -> Tensor:
         if batch.ab_logits is None:
             raise ValueError("bin_accuracy needs the raw ab logits of a classification model")
-        return bin_accuracy(batch.ab_logits, batch.real_ab_cie, color.ab_bins(batch.ab_bin_size))
+        return bin_accuracy(batch.ab_logits, batch.real_ab_cie, ab_grid.ab_bins(batch.ab_bin_size))
 
 
 @METRICS.register("colorfulness")
