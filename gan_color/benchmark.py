@@ -207,7 +207,12 @@ def measure_train(cfg: Any, *, device: torch.device, warmup: int, steps: int) ->
 
     with accelerate_session(device):
         run = train.setup(cfg)
-        step = loop_body(run, next(iter(run.loader))["rgb"])
+        batch = next(iter(run.loader))
+
+        def step() -> int:
+            train.train_step(run, batch)  # exactly the loop's step, on a fixed batch
+            return batch["rgb"].shape[0]
+
         rate = throughput(step, warmup=warmup, steps=steps, device=run.accelerator.device)
         info: dict[str, Any] = {f"params_{k}": sum(p.numel() for p in v.parameters()) for k, v in run.networks.items()}
         if run.accelerator.device.type == "cuda":
@@ -250,19 +255,6 @@ def measure_reference(generator: str, *, size: int, batch_size: int, settings: S
     info = {"params_generator": sum(p.numel() for p in model.netG.parameters()),
             "params_discriminator": sum(p.numel() for p in model.netD.parameters())}
     return rate, info
-
-
-def loop_body(run: Any, rgb: torch.Tensor) -> Callable[[], int]:
-    """Exactly what `gan_color.train.train_steps` does per batch (`train.train_one_step`), on a fixed batch."""
-    from gan_color import train
-
-    networks = train.prepared_networks(run)
-
-    def step() -> int:
-        train.train_one_step(run, {"rgb": rgb}, networks)
-        return rgb.shape[0]
-
-    return step
 
 
 def throughput(step: Callable[[], int], *, warmup: int, steps: int, device: torch.device) -> float:

@@ -1,5 +1,6 @@
 """Devices, decided in one place: which device a command runs on (`--device auto|cpu|cuda|cuda:1|mps`), whether
-training has an accelerator and which device type it trains on, and the device's readable name for reports."""
+training has an accelerator and which device type it trains on, the device's readable name for reports, and this
+process's rank in a multi-process launch."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def training_device_type() -> str:
     CPU override included, as the benchmark and `accelerate launch --cpu` set it). Decides the fast recipe."""
     forced_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
     return "cuda" if torch.cuda.is_available() and not forced_cpu else "cpu"
+
+
+def launch_rank() -> int:
+    """This process's global rank as torchrun / accelerate launch set it (0 when started plainly)."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

@@ -22,29 +22,21 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gan_color import checkpoint as ckpt
-from gan_color import color, fast
+from gan_color import fast
 from gan_color.config import Config, ConfigError, load_config, save_config, to_dict
 from gan_color.data import add_lab, build_dataset, holdout_keys, split_dataset
-from gan_color.devices import has_accelerator, training_device_type
-from gan_color.inference import WEIGHTS_NAME, ExportSpec, find_export, load_spec, raw_to_ab, save_export
+from gan_color.devices import has_accelerator, launch_rank, training_device_type
+from gan_color.inference import WEIGHTS_NAME, ExportSpec, find_export, load_spec
 from gan_color.loader import make_train_loader
-from gan_color.metrics.scores import cheap_metrics
 from gan_color.models import build_colorizer, build_discriminator
 from gan_color.objectives import Objective
 from gan_color.registry import OBJECTIVES
+from gan_color.resume import find_resume, restore, save
 from gan_color.runlock import RunLock
 from gan_color.safeio import atomic_write_text
-from gan_color.sampling import (
-    choose_probes,
-    collate_probes,
-    log_held_out,
-    log_samples,
-    predict_ab,
-    predict_raw,
-    probe_indices,
-    render_grid,
-)
-from gan_color.tracking import JsonlLogger, flatten, init_trackers, load_tracking, requested_trackers
+from gan_color.sampling import choose_probes, log_samples, predict_ab, render_grid
+from gan_color.tracking import JsonlLogger, init_trackers, load_tracking, requested_trackers
+from gan_color.validation import validate, validation_batches
 
 HOLDOUT_LIST = "holdout.txt"
 
@@ -69,12 +61,17 @@ class Run:
     val_batches: list[dict[str, torch.Tensor]]
     step: int = 0
     tracking: dict[str, Any] = field(default_factory=dict)
-    objective_state: dict[str, Any] = field(default_factory=dict)
+    prepared_values: dict[str, Any] = field(default_factory=dict)  # what `objective.prepare` returned, logged once
     config_changes: dict[str, list[Any]] = field(default_factory=dict)  # {key: [checkpoint's, now]} on a resume
 
     @property
     def run_dir(self) -> Path:
         return self.cfg.run_dir
+
+    @property
+    def stepped_networks(self) -> dict[str, nn.Module]:
+        """The networks as the objective steps them: Accelerate's wrappers (DDP, autocast) where prepared."""
+        return {**self.networks, **self.prepared}
 
     def export_spec(self) -> ExportSpec:
         kwargs = self.objective.model_kwargs(self.cfg.model.kwargs)
@@ -134,11 +131,8 @@ def build_data(cfg: Config, accelerator: Accelerator):
     loader, _ = make_train_loader(train_set, batch_size=data.batch_size, num_workers=data.num_workers,
                                   seed=cfg.seed, pin_memory=accelerator.device.type == "cuda")
     probes = choose_probes(held_out, seen, cfg.train.num_probes, seed=cfg.seed)
-    val_batches = []
-    if cfg.train.validate_every:
-        indices = probe_indices(len(held_out), cfg.train.validate_images, seed=cfg.seed + 1)
-        val_batches = [collate_probes(held_out, indices[i:i + data.batch_size])
-                       for i in range(0, len(indices), data.batch_size)]
+    val_batches = validation_batches(held_out, cfg.train.validate_images, batch_size=data.batch_size,
+                                     seed=cfg.seed + 1) if cfg.train.validate_every else []
     return train_set, loader, probes, val_batches
 
 
@@ -175,15 +169,6 @@ def init_generator(generator: nn.Module, cfg: Config) -> None:
         raise ConfigError(f"model.init={cfg.model.init!r} does not fit model.kwargs ({first_line})") from None
 
 
-def fingerprint(cfg: Config, objective: Objective) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumable: the networks' architectures and the objective."""
-    d = to_dict(cfg)
-    fp = {"model": d["model"], "objective": d["objective"]}
-    if objective.uses_discriminator:
-        fp["discriminator"] = d["discriminator"]
-    return yaml.safe_load(yaml.safe_dump(fp))  # plain types, as they come back from meta.json
-
-
 def setup(cfg: Config) -> Run:
     cfg = fast.resolve(cfg)  # train.recipe=fast: its precision, layout and compile on a GPU (plain: unchanged)
     fast.configure_backends(cfg.train.recipe, training_device_type())
@@ -217,64 +202,11 @@ def setup(cfg: Config) -> Run:
     resume_from = find_resume(cfg)
     if resume_from is not None:
         restore(run, resume_from)
+        if run.config_changes:
+            apply_optim_settings(run)
     with accelerator.main_process_first():
-        run.objective_state = objective.prepare(dataset=train_set, run_dir=run.run_dir, accelerator=accelerator)
+        run.prepared_values = objective.prepare(dataset=train_set, run_dir=run.run_dir, accelerator=accelerator)
     return run
-
-
-def find_resume(cfg: Config) -> Path | None:
-    if cfg.train.resume == "never":
-        if ckpt.latest_checkpoint(cfg.run_dir / "checkpoints") is not None:  # never overwrite a run's history
-            raise ckpt.CheckpointError(f"train.resume=never but {cfg.run_dir} already holds checkpoints; "
-                                       "choose a new run name (name=...) or delete that folder")
-        return None
-    if cfg.train.resume == "auto":  # a damaged newest checkpoint is skipped with a warning naming the file
-        return ckpt.latest_good_checkpoint(cfg.run_dir / "checkpoints", warn=warn_once)
-    path = Path(cfg.train.resume)
-    if path.is_dir() and not (path / ckpt.META).exists():  # a run folder or its checkpoints/ folder
-        path = ckpt.latest_checkpoint(path / "checkpoints") or ckpt.latest_checkpoint(path) or path
-    ckpt.verify_checkpoint(path)  # the checkpoint asked for, or an error naming what is wrong with it
-    return path
-
-
-def warn_once(message: str) -> None:
-    """A warning from the main process only (every process of a launch reaches the same conclusion)."""
-    if launch_rank() == 0:
-        print(message, file=sys.stderr, flush=True)
-
-
-def restore(run: Run, path: Path) -> None:
-    meta = ckpt.read_meta(path)
-    ckpt.check_compatible(path, meta.get("fingerprint", {}), fingerprint(run.cfg, run.objective))
-    if not isinstance(meta.get("tracking", {}), dict):
-        meta["tracking"] = {}
-    state = ckpt.load_checkpoint(path, networks=run.networks, accelerator=run.accelerator)
-    for name, optimizer in run.optimizers.items():
-        optimizer.load_state_dict(state["optimizers"][name])
-        run.schedulers[name].load_state_dict(state["schedulers"][name])
-    if run.accelerator.scaler is not None and state.get("scaler"):
-        run.accelerator.scaler.load_state_dict(state["scaler"])
-    run.step = int(state["step"])
-    run.tracking = meta.get("tracking", {})
-    run.accelerator.print(f"resumed from {path} at step {run.step}")
-    run.config_changes = config_changes(meta.get("config"), run.cfg)
-    if run.config_changes:  # applied, not silently dropped: the optimizer state carries the old values
-        apply_optim_settings(run)
-        run.accelerator.print("settings changed since that checkpoint, applied from here on: " + ", ".join(
-            f"{key} {old!r} -> {new!r}" for key, (old, new) in run.config_changes.items()))
-
-
-# Keys whose change is not a change of the run (how to find the checkpoint, where to log).
-UNRECORDED_KEYS = ("train.resume",)
-
-
-def config_changes(saved: dict[str, Any] | None, cfg: Config) -> dict[str, list[Any]]:
-    """{dotted key: [value in the checkpoint's config, value now]} for every setting that differs."""
-    if not saved:  # a checkpoint from before configs were stored in meta.json
-        return {}
-    old, new = flatten(saved), flatten(yaml.safe_load(yaml.safe_dump(to_dict(cfg))))
-    return {key: [old.get(key), new.get(key)] for key in sorted(set(old) | set(new))
-            if old.get(key) != new.get(key) and key not in UNRECORDED_KEYS}
 
 
 def apply_optim_settings(run: Run) -> None:
@@ -291,49 +223,12 @@ def apply_optim_settings(run: Run) -> None:
         scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
-def save(run: Run) -> None:
-    """Full checkpoint (every process) plus the inference export (main process)."""
-    acc = run.accelerator
-    state = {
-        "step": run.step,
-        "optimizers": {name: opt.state_dict() for name, opt in run.optimizers.items()},
-        "schedulers": {name: s.state_dict() for name, s in run.schedulers.items()},
-        "scaler": acc.scaler.state_dict() if acc.scaler is not None else {},
-    }
-    meta = {"fingerprint": fingerprint(run.cfg, run.objective), "tracking": run.tracking, "run": run.cfg.name,
-            "config": yaml.safe_load(yaml.safe_dump(to_dict(run.cfg)))}  # to tell a resume what changed
-    ckpt.save_checkpoint(run.run_dir / "checkpoints", step=run.step, networks=run.networks, training_state=state,
-                         meta=meta, accelerator=acc, keep=run.cfg.train.keep_checkpoints)
-    if acc.is_main_process:
-        save_export(run.networks["generator"], run.export_spec(), run.run_dir)
-
-
 def render_probes(run: Run) -> Path:
     device = run.accelerator.device
     gray_l = run.probes["gray_l"].to(device)
     fake_ab = predict_ab(run.networks["generator"], gray_l, run.export_spec())
     return render_grid(gray_l, fake_ab, run.probes["real_ab"].to(device),
                        run.run_dir / "samples" / f"step_{run.step:08d}.png", labels=run.probes.get("labels"))
-
-
-def validate(run: Run) -> dict[str, float]:
-    """Cheap metrics (PSNR, AuC, colourfulness) on the fixed held-out subset, plus the objective's own."""
-    device, spec, totals, count = run.accelerator.device, run.export_spec(), {}, 0
-    generator = run.networks["generator"]
-    for i, batch in enumerate(run.val_batches):
-        gray_l, real_ab = batch["gray_l"].to(device), batch["real_ab"].to(device)
-        raw = predict_raw(generator, gray_l, spec)
-        fake_ab = raw_to_ab(raw, spec, size=tuple(gray_l.shape[-2:]))
-        if i == 0:  # a few held-out colorizations for the dashboards
-            log_held_out(run.accelerator, gray_l, fake_ab, real_ab, step=run.step)
-        values = cheap_metrics(color.model_outputs_to_rgb(gray_l, fake_ab), batch["rgb"].to(device),
-                               fake_ab=fake_ab, real_ab=real_ab)
-        values.update(run.objective.validation_metrics(raw, {"gray_l": gray_l, "real_ab": real_ab}))
-        n = gray_l.shape[0]
-        for key, value in values.items():
-            totals[key] = totals.get(key, 0.0) + float(value) * n
-        count += n
-    return {f"val/{k}": v / max(count, 1) for k, v in totals.items()}
 
 
 def log_values(run: Run, sums: dict[str, torch.Tensor], steps: int, images: int, seconds: float) -> dict[str, float]:
@@ -352,24 +247,21 @@ def log_values(run: Run, sums: dict[str, torch.Tensor], steps: int, images: int,
     return values
 
 
-def train_one_step(run: Run, batch: dict[str, torch.Tensor], networks: dict[str, nn.Module]) -> dict:
-    """One optimisation step on a device batch: Lab on the device, channels-last if configured, the objective's
-    step, the schedulers. Returns the objective's (device, unsynced) losses."""
+def train_step(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One optimisation step on a loader batch, as the loop takes it (and the benchmark times it): Lab on the device,
+    channels-last if configured, the objective's step through the prepared networks, the schedulers, and `run.step`
+    advanced. Returns the objective's (device, unsynced) losses."""
     if run.cfg.train.compile:
         fast.begin_step(run.cfg.train.compile_mode)
     batch = add_lab(batch)
     if run.cfg.train.channels_last:
         batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in batch.items()}
     run.objective.step = run.step  # the global step this update makes (objectives with phases read it)
-    losses = run.objective.training_step(batch, networks, run.optimizers, run.accelerator)
+    losses = run.objective.training_step(batch, run.stepped_networks, run.optimizers, run.accelerator)
     for scheduler in run.schedulers.values():
         scheduler.step()
+    run.step += 1
     return losses
-
-
-def prepared_networks(run: Run) -> dict[str, nn.Module]:
-    """The networks as the objective steps them: Accelerate's wrappers (DDP, autocast) where prepared."""
-    return {**run.networks, **run.prepared}
 
 
 def train_steps(run: Run) -> None:
@@ -381,14 +273,12 @@ def train_steps(run: Run) -> None:
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}  # steps that reported each loss (an objective's phases report different losses)
     interval_steps, interval_images, tic = 0, 0, time.perf_counter()
-    prepared = prepared_networks(run)
     while run.step < cfg.optim.steps:
         epoch, skip = divmod(run.step, steps_per_epoch)
         loader = acc.skip_first_batches(run.loader, skip) if skip else run.loader
         loader.set_epoch(epoch)  # the sampler's permutation and the items' augmentation seeds
         for batch in loader:
-            losses = train_one_step(run, batch, prepared)
-            run.step += 1
+            losses = train_step(run, batch)
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0) + value.float()
                 counts[key] = counts.get(key, 0) + 1
@@ -399,7 +289,8 @@ def train_steps(run: Run) -> None:
                 sums = {k: v * (interval_steps / counts[k]) for k, v in sums.items()}  # each loss: mean of its steps
                 values = log_values(run, sums, interval_steps, interval_images, time.perf_counter() - tic)
                 if cfg.train.validate_every and run.step % cfg.train.validate_every == 0 and run.val_batches:
-                    values.update(validate(run))
+                    values.update(validate(run.networks["generator"], run.val_batches, spec=run.export_spec(),
+                                           objective=run.objective, accelerator=acc, step=run.step))
                 if logger is not None:
                     logger.log(values, step=run.step)
                 acc.log(values, step=run.step)
@@ -424,11 +315,6 @@ def main(cfg: Config) -> Path:
         return _train(cfg)
 
 
-def launch_rank() -> int:
-    """This process's global rank as torchrun / accelerate launch set it (0 when started plainly)."""
-    return int(os.environ.get("RANK", "0"))
-
-
 def _train(cfg: Config) -> Path:
     run = setup(cfg)
     acc = run.accelerator
@@ -443,8 +329,8 @@ def _train(cfg: Config) -> Path:
     if run.config_changes and acc.is_main_process:  # the history of settings, next to the losses they explain
         JsonlLogger(run.run_dir / "metrics.jsonl", resume_step=run.step).log(
             {"config_change": run.config_changes}, step=run.step)
-    if run.objective_state and acc.is_main_process:
-        JsonlLogger(run.run_dir / "metrics.jsonl", resume_step=run.step).log(run.objective_state, step=run.step)
+    if run.prepared_values and acc.is_main_process:
+        JsonlLogger(run.run_dir / "metrics.jsonl", resume_step=run.step).log(run.prepared_values, step=run.step)
     try:
         if run.step < cfg.optim.steps:
             train_steps(run)

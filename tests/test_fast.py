@@ -24,10 +24,10 @@ def losses_of(tmp_path: Path, recipe: str, *overrides: str) -> list[dict[str, fl
                              "train.resume=never", *overrides])
     run = train.setup(cfg)
     try:
-        networks, history = train.prepared_networks(run), []
+        history = []
         while len(history) < STEPS:
             for batch in run.loader:
-                losses = train.train_one_step(run, batch, networks)
+                losses = train.train_step(run, batch)
                 history.append({k: v.item() for k, v in losses.items()})
                 if len(history) == STEPS:
                     break
