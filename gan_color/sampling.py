@@ -13,6 +13,7 @@ from torchvision.utils import make_grid, save_image
 from gan_color import color
 from gan_color.inference import ExportSpec, model_input, raw_to_ab
 from gan_color.metrics.scores import psnr_uint8
+from gan_color.sheets import render_sheet, save_sheet, to_pil
 from gan_color.tracking import log_images
 
 
@@ -70,8 +71,6 @@ def render_grid(gray_l: torch.Tensor, fake_ab: torch.Tensor, real_ab: torch.Tens
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if labels:
-        from gan_color.eval.sheets import render_sheet, save_sheet, to_pil
-
         size = gray_l.shape[-1]
         rows = [[to_pil(t[i]) for t in (gray, fake, real)] for i in range(gray_l.shape[0])]
         sheet = render_sheet(rows, columns=["gray input", "generated", "ground truth"], captions=labels,
@@ -85,8 +84,6 @@ def render_grid(gray_l: torch.Tensor, fake_ab: torch.Tensor, real_ab: torch.Tens
 def held_out_examples(gray_l: torch.Tensor, fake_ab: torch.Tensor, real_ab: torch.Tensor, *, count: int = 4,
                       names: list[str] | None = None) -> list[tuple[Image.Image, str]]:
     """The first `count` images as [gray | generated | ground truth] PIL strips, captioned with their PSNR."""
-    from gan_color.eval.sheets import to_pil
-
     gray_l, fake_ab, real_ab = gray_l[:count], fake_ab[:count], real_ab[:count]
     gray = color.model_outputs_to_rgb(gray_l, torch.zeros_like(real_ab))
     fake = color.model_outputs_to_rgb(gray_l, fake_ab)

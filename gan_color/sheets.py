@@ -1,5 +1,5 @@
-"""Labelled image sheets: rows of equally sized cells under column titles, each row with a caption (best/worst grids
-of `evaluate`, the cross-model sheet of `compare`)."""
+"""Labelled image sheets: rows of equally sized cells under column titles, each row with a caption (labelled probe
+grids of training, best/worst grids of `evaluate`, the cross-model sheet of `compare`), and the caption font."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def to_pil(rgb: torch.Tensor) -> Image.Image:
     return Image.fromarray(color.rgb_to_uint8_array(rgb))
 
 
-def _font() -> ImageFont.ImageFont:
+def label_font() -> ImageFont.ImageFont:
+    """The font of column titles and captions (Pillow's default at FONT_SIZE)."""
     try:
         return ImageFont.load_default(size=FONT_SIZE)
     except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
@@ -53,7 +54,7 @@ def render_sheet(rows: list[list[Image.Image]], *, columns: list[str], captions:
     """One image: a title band naming `columns`, then per row an optional caption line and its cells."""
     if not rows or any(len(row) != len(columns) for row in rows):
         raise ValueError(f"every row needs {len(columns)} images (one per column)")
-    font = _font()
+    font = label_font()
     line = FONT_SIZE + 2 * PAD
     caption_h = line if captions else 0
     width = len(columns) * (cell + PAD) + PAD

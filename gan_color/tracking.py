@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_color.safeio import atomic_write_text
+from gan_color.sheets import FONT_SIZE, PAD, label_font
 
 TRACKING_FILE = "tracking.json"
 
@@ -124,12 +125,10 @@ def captioned_image(image: Any, caption: str, *, min_width: int = 240) -> Any:
     """`image` under a white band with `caption` wrapped to fit (the image is centred if the band is wider)."""
     from PIL import Image, ImageDraw
 
-    from gan_color.eval.sheets import FONT_SIZE, PAD, _font
-
     if image.width < min_width // 2:  # small crops (tests, 32-64 px probes): enlarged, pixels kept
         factor = min_width // image.width
         image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
-    font, width = _font(), max(image.width, min_width)
+    font, width = label_font(), max(image.width, min_width)
     draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     lines: list[str] = []
     for word in caption.split():

@@ -22,10 +22,10 @@ from gan_color.data.images import DECODE_ERRORS, describe_error, list_images, lo
 from gan_color.data.transforms import eval_transform
 from gan_color.devices import resolve_device
 from gan_color.eval.evaluate import EVAL_SIZE, colorize_batch
-from gan_color.eval.sheets import render_sheet, save_sheet, to_pil
 from gan_color.inference import Colorizer, find_export
 from gan_color.metrics.ranking import metric_direction, sort_metric_keys
 from gan_color.safeio import undefuse_cell, write_csv
+from gan_color.sheets import render_sheet, save_sheet, to_pil
 
 CURVE_KEYS = ("loss/G_L1", "loss/G_GAN", "loss/D_real", "loss/D_fake")
 

@@ -29,7 +29,6 @@ from gan_color.data.base import ImageDataset
 from gan_color.data.images import DECODE_ERRORS, describe_error, load_rgb
 from gan_color.data.transforms import rgb_to_float
 from gan_color.devices import resolve_device
-from gan_color.eval.sheets import render_sheet, save_sheet, to_pil
 from gan_color.inference import DECODE_METHODS, Colorizer, find_export, raw_to_ab
 from gan_color.metrics import fid as fid_lib
 from gan_color.metrics.scores import EvalBatch, Metric, build_metric
@@ -37,6 +36,7 @@ from gan_color.metrics.weights import MetricUnavailable
 from gan_color.registry import METRICS
 from gan_color.safeio import atomic_write_text, write_csv
 from gan_color.sampling import predict_raw
+from gan_color.sheets import render_sheet, save_sheet, to_pil
 
 EVAL_SIZE = 256
 DEFAULT_METRICS = ("psnr_rgb_uint8", "ssim_rgb_uint8", "lpips_alex", "colorfulness", "delta_colorfulness",
