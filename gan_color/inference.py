@@ -190,8 +190,21 @@ class Colorizer(nn.Module):
     @torch.no_grad()
     def forward(self, gray_l: torch.Tensor, *, decode: str | None = None,
                 temperature: float | None = None) -> torch.Tensor:
-        raw = self.network(model_input(gray_l, self.spec.in_channels))
-        return raw_to_ab(raw, self.spec, size=tuple(gray_l.shape[-2:]), decode=decode, temperature=temperature)
+        return self.predict(gray_l, decode=decode, temperature=temperature)[0]
+
+    @torch.no_grad()
+    def predict(self, gray_l: torch.Tensor, *, model_size: int | None = None, decode: str | None = None,
+                temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalized ab at `gray_l`'s size, and the network's raw output (the ab-bin logits of a classifier, which
+        bin accuracy scores). With `model_size` the network sees L resized (bilinear, antialiased) to
+        model_size x model_size and its ab is upsampled to the input's size (evaluation at full resolution)."""
+        model_in = gray_l
+        if model_size is not None and tuple(gray_l.shape[-2:]) != (model_size, model_size):
+            model_in = F.interpolate(gray_l, size=(model_size, model_size), mode="bilinear", antialias=True,
+                                     align_corners=False)
+        raw = self.network(model_input(model_in, self.spec.in_channels))
+        ab = raw_to_ab(raw, self.spec, size=tuple(gray_l.shape[-2:]), decode=decode, temperature=temperature)
+        return ab, raw
 
     @torch.no_grad()
     def colorize_rgb(self, gray_l: torch.Tensor, **kwargs: Any) -> torch.Tensor:

@@ -21,7 +21,8 @@ from gan_color import color
 from gan_color.data.images import DECODE_ERRORS, describe_error, list_images, load_rgb
 from gan_color.data.transforms import eval_transform
 from gan_color.devices import resolve_device
-from gan_color.eval.evaluate import EVAL_SIZE, colorize_batch
+from gan_color.eval import wandb_report
+from gan_color.eval.evaluate import EVAL_SIZE
 from gan_color.inference import Colorizer, find_export
 from gan_color.metrics.ranking import metric_direction, sort_metric_keys
 from gan_color.safeio import undefuse_cell, write_csv
@@ -284,7 +285,7 @@ def colorize_inputs(records: list[RunRecord], root: Path, files: list[str], *, s
         except (FileNotFoundError, ValueError) as err:  # no export, or a damaged one: the other columns still show
             print(f"warning: {record.name} left out of the image sheet: {err}", file=sys.stderr)
             continue
-        fake_ab, _ = colorize_batch(colorizer, gray_l)
+        fake_ab = colorizer(gray_l)
         columns.append(color.model_outputs_to_rgb(gray_l, fake_ab))
         titles.append(record.name)
     columns.append(real_rgb)
@@ -375,8 +376,6 @@ def run_cli(args: argparse.Namespace) -> int:
     written = [result["table"], result["csv"], *result["images"].values()]
     print("wrote " + ", ".join(str(p) for p in written))
     if args.wandb:
-        from gan_color.eval import wandb_report
-
         wandb_report.publish_comparison(result["rows"], result["images"], out_dir=args.out,
                                         project=args.wandb_project, group=args.wandb_group,
                                         examples=result["examples"], curves=result["curves"],

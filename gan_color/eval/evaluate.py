@@ -17,25 +17,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, default_collate
-from torchvision.transforms.v2.functional import pil_to_tensor
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from gan_color import ab_grid, color
-from gan_color.data import FolderDataset
-from gan_color.data.base import ImageDataset
-from gan_color.data.images import DECODE_ERRORS, describe_error, load_rgb
 from gan_color.data.transforms import rgb_to_float
 from gan_color.devices import resolve_device
-from gan_color.inference import DECODE_METHODS, Colorizer, find_export, raw_to_ab
+from gan_color.eval import wandb_report
+from gan_color.eval.images import (
+    OwnPixels,
+    ScoredImages,
+    collate_own_pixels,
+    describe_data,
+    image_name,
+    left_out_text,
+    open_images,
+)
+from gan_color.inference import DECODE_METHODS, Colorizer, find_export
 from gan_color.metrics import fid as fid_lib
 from gan_color.metrics.scores import EvalBatch, Metric, build_metric
 from gan_color.metrics.weights import MetricUnavailable
 from gan_color.registry import METRICS
 from gan_color.safeio import atomic_write_text, write_csv
-from gan_color.sampling import predict_raw
 from gan_color.sheets import render_sheet, save_sheet, to_pil
 
 EVAL_SIZE = 256
@@ -43,97 +47,6 @@ DEFAULT_METRICS = ("psnr_rgb_uint8", "ssim_rgb_uint8", "lpips_alex", "colorfulne
                    "auc_ab_0_150", "bin_accuracy", "fid")
 # Per-image column that ranks the best/worst grid, and whether higher is better; the first one present is used.
 RANKING = (("lpips_alex", False), ("lpips_vgg", False), ("psnr_rgb_uint8", True), ("auc_ab_0_150", True))
-
-
-class FullResolutionImages(Dataset):
-    """The images of `paths` at their own size (items: `rgb` uint8 [3,H,W], `index`), for full-resolution mode."""
-
-    def __init__(self, paths: Sequence[Path], root: Path, *, skipped: Sequence = (),
-                 filter_report: dict[str, Any] | None = None) -> None:
-        self.paths, self.root = list(paths), root
-        self.skipped, self.filter_report = list(skipped), filter_report or {}  # what the folder left out, and why
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"rgb": pil_to_tensor(load_rgb(self.paths[index])), "index": index}
-
-
-class OwnPixels(Dataset):
-    """`images` where an item that cannot be decoded comes back as {'index', 'error'}: a folder dataset would serve
-    the next decodable image in its place, and that image's pixels would be scored under the broken file's name."""
-
-    def __init__(self, images: Dataset) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        try:
-            if isinstance(self.images, ImageDataset) and not self.images.to_lab:  # this file, never a stand-in
-                return {"rgb": self.images.crop(self.images.load(index), index), "index": index}
-            return self.images[index]
-        except DECODE_ERRORS as err:
-            return {"index": index, "error": describe_error(err)}
-
-
-def collate_own_pixels(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """A batch of the decodable items, plus `failed`: (index, reason) of the others."""
-    good = [item for item in items if "error" not in item]
-    batch = default_collate(good) if good else {}
-    batch["failed"] = [(item["index"], item["error"]) for item in items if "error" in item]
-    return batch
-
-
-class ScoredImages(Dataset):
-    """The items of `images` at `indices` (filled in while scoring): FID's real set is the images actually scored."""
-
-    def __init__(self, images: Dataset, indices: list[int]) -> None:
-        self.images, self.indices = images, indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int) -> Any:
-        return self.images[self.indices[index]]
-
-
-def open_images(data: str | os.PathLike | Dataset, *, size: int, limit: int = 0, drop_grayscale: bool = True,
-                full_resolution: bool = False) -> Dataset:
-    """The evaluation images: a folder under the fixed protocol (resize short side to `size` + centre crop, the same
-    crops for every model), the same files at full resolution, or a given dataset of {'rgb', 'index'} items."""
-    if isinstance(data, Dataset):
-        return data
-    folder = FolderDataset(data, size=size, train=False, to_lab=False, limit=limit, drop_grayscale=drop_grayscale)
-    if full_resolution:
-        return FullResolutionImages(folder.paths, folder.root, skipped=folder.skipped,
-                                    filter_report=folder.filter_report)
-    return folder
-
-
-def image_name(images: Dataset, index: int) -> str:
-    paths, root = getattr(images, "paths", None), getattr(images, "root", None)
-    if paths is None:
-        return str(index)
-    return Path(paths[index]).relative_to(root).as_posix() if root else str(paths[index])
-
-
-@torch.no_grad()
-def colorize_batch(
-    colorizer: Colorizer, gray_l: torch.Tensor, *, model_size: int | None = None, decode: str | None = None,
-    temperature: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Normalized ab at `gray_l`'s size, plus the raw logits for classifiers (None otherwise). With `model_size`
-    the model sees L resized to model_size x model_size and its ab is upsampled (full-resolution mode)."""
-    model_in = gray_l
-    if model_size is not None and tuple(gray_l.shape[-2:]) != (model_size, model_size):
-        model_in = F.interpolate(gray_l, size=(model_size, model_size), mode="bilinear", antialias=True,
-                                 align_corners=False)
-    raw = predict_raw(colorizer.network, model_in, colorizer.spec)
-    fake_ab = raw_to_ab(raw, colorizer.spec, size=tuple(gray_l.shape[-2:]), decode=decode, temperature=temperature)
-    return fake_ab, raw if colorizer.spec.output == "ab_logits" else None
 
 
 def setup_metrics(names: Sequence[str], *, output: str, **options: Any) -> tuple[dict[str, Metric], dict[str, str],
@@ -221,7 +134,7 @@ def evaluate(colorizer: Colorizer, data: str | os.PathLike | Dataset, *, size: i
         "metrics": results, "unavailable": unavailable, "not_applicable": not_applicable, "count": len(rows),
         "protocol": protocol(size=size, full_resolution=full_resolution, drop_grayscale=drop_grayscale, limit=limit),
         "model": dataclasses.asdict(colorizer.spec), "decode": decode, "temperature": temperature,
-        "data": _describe_data(data, images, failed=failed, scored=len(rows)), "device": str(device),
+        "data": describe_data(data, images, failed=failed, scored=len(rows)), "device": str(device),
         "seconds": round(time.perf_counter() - start, 2),
         "per_image": rows,
     }
@@ -249,8 +162,8 @@ def _score(colorizer: Colorizer, images: Dataset, metrics: dict[str, Metric], *,
                 continue
             real_rgb = rgb_to_float(batch["rgb"].to(device))
             gray_l, real_ab = color.rgb_to_model_inputs(real_rgb)
-            fake_ab, logits = colorize_batch(colorizer, gray_l, model_size=model_size, decode=decode,
-                                             temperature=temperature)
+            fake_ab, raw = colorizer.predict(gray_l, model_size=model_size, decode=decode, temperature=temperature)
+            logits = raw if colorizer.spec.output == "ab_logits" else None
             scored = EvalBatch(fake_rgb=color.model_outputs_to_rgb(gray_l, fake_ab), real_rgb=real_rgb,
                                fake_ab=fake_ab, real_ab=real_ab, ab_logits=logits, ab_bin_size=bin_size)
             columns: dict[str, torch.Tensor] = {}
@@ -272,36 +185,6 @@ def _results(metrics: dict[str, Metric], unavailable: dict[str, str]) -> dict[st
         except MetricUnavailable as err:
             unavailable[name] = str(err)
     return results
-
-
-def _describe_data(data: Any, images: Dataset, *, failed: Sequence[tuple[str, str]] = (),
-                   scored: int | None = None) -> dict[str, Any]:
-    root = getattr(images, "root", None)
-    unreadable = [*getattr(images, "skipped", []), *failed]  # bad headers (found up front), then failed decodes
-    left_out = {"unreadable": [[str(name), str(reason)] for name, reason in unreadable],
-                "filters": getattr(images, "filter_report", {})}
-    count = len(images) if scored is None else scored
-    if root is None:
-        return {"name": type(data).__name__, "root": None, "images": count, **left_out}
-    return {"name": Path(root).resolve().name, "root": str(Path(root).resolve()), "images": count, **left_out}
-
-
-def left_out_text(data: dict[str, Any]) -> str:
-    """Why some files of the folder were not scored ("" when none was left out)."""
-    filters, unreadable = data.get("filters") or {}, data.get("unreadable") or []
-    reasons = []
-    if filters.get("dropped_grayscale"):
-        reasons.append(f"{filters['dropped_grayscale']} without colour (grayscale; --keep-grayscale scores them)")
-    if filters.get("dropped_low_colorfulness"):
-        reasons.append(f"{filters['dropped_low_colorfulness']} below the colourfulness threshold")
-    if unreadable:
-        reasons.append(f"{len(unreadable)} unreadable ({', '.join(Path(n).name for n, _ in unreadable[:3])}"
-                       f"{', ...' if len(unreadable) > 3 else ''})")
-    if not reasons:
-        return ""
-    total = data.get("images", 0) + len(unreadable) + filters.get("dropped_grayscale", 0) \
-        + filters.get("dropped_low_colorfulness", 0)
-    return f"scored {data.get('images', 0)} of {total} files; left out: {'; '.join(reasons)}"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -327,7 +210,7 @@ def render_examples(colorizer: Colorizer, images: Dataset, picks: list[tuple[str
     for _, row in picks:
         real_rgb = rgb_to_float(images[row["index"]]["rgb"][None].to(device))
         gray_l, _ = color.rgb_to_model_inputs(real_rgb)
-        fake_ab, _ = colorize_batch(colorizer, gray_l, model_size=model_size, decode=decode, temperature=temperature)
+        fake_ab, _ = colorizer.predict(gray_l, model_size=model_size, decode=decode, temperature=temperature)
         gray = color.model_outputs_to_rgb(gray_l, torch.zeros_like(fake_ab))
         rows.append([to_pil(t[0]) for t in (gray, color.model_outputs_to_rgb(gray_l, fake_ab), real_rgb)])
     return render_sheet(rows, columns=["gray input", "output", "ground truth"], captions=[c for c, _ in picks])
@@ -439,8 +322,6 @@ def run_cli(args: argparse.Namespace) -> int:
     print(format_summary(result))
     print(f"wrote {paths['metrics']}, {paths['per_image'].name}" + (", best_worst.png" if args.best_worst else ""))
     if args.wandb:
-        from gan_color.eval import wandb_report
-
         wandb_report.log_evaluation(run_dir, result, out_dir, project=args.wandb_project)
     print(f"next: evaluate other runs on the same folder, then `gan-color compare {run_dir} OTHER_RUN --out "
           f"comparison/`; or colorize photos: gan-color colorize --model {run_dir} PHOTOS --out colorized/")
