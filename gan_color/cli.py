@@ -56,10 +56,17 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "gan-color human-eval export --models runs/a runs/b --data /data/val --n 100 --out rating/\n"
         "  gan-color human-eval score --key rating/key.json --answers answers/*.csv"),
     "benchmark": Subcommand(
-        "gan_color.benchmark", "measure training, data-pipeline and colorize speed on this machine",
+        "gan_color.tools.benchmark.command", "measure training, data-pipeline and colorize speed on this machine",
         "Time the training step of each model, the data pipeline and colorize on this machine and print a table "
         "(ratios measured in the same run). --quick takes a couple of minutes on a small CPU.",
         "gan-color benchmark --quick"),
+    "results": Subcommand(
+        "gan_color.tools.results.command", "the results table: the GAN and every baseline on one budget, scored",
+        "Split an image folder (seeded, disjoint), train the GAN and every baseline for the same budget, score all of "
+        "them and a gray reference on the held-out images with every metric, and write OUT/results.md (the table, "
+        "sample sheets, plots; hand-written notes are kept) and OUT/results/results.json. Finished runs with the same "
+        "settings are reused, interrupted ones resume.",
+        "gan-color results --data /data/photos --out docs --steps 200 --models pix2pix_gan cnn_l2_lab"),
 }
 
 DESCRIPTION = """Train GANs that colorize photos (pix2pix: a ResNet generator against a PatchGAN), train baselines

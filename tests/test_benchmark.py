@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_color import benchmark
 from gan_color.cli import main
+from gan_color.tools.benchmark import clock, command, loading, report, runner, settings
+from gan_color.tools.benchmark.reference import Pix2PixColorization
 
 ROOT = Path(__file__).resolve().parents[1]
 REGRESSION = ROOT / "configs" / "baselines" / "regression_cnn_l2_lab.yaml"
@@ -42,10 +43,10 @@ def rows(result: dict, section: str) -> dict[str, dict]:
 
 
 def test_json_has_every_section_and_the_environment(result):
-    assert {"environment", "settings", "rows", "seconds", *benchmark.SECTIONS} <= result.keys()
+    assert {"environment", "settings", "rows", "seconds", *settings.SECTIONS} <= result.keys()
     assert result["environment"]["device"] == "cpu"
     assert result["settings"]["sizes"] == [32]
-    assert len(result["rows"]) == sum(len(result[s]) for s in benchmark.SECTIONS)
+    assert len(result["rows"]) == sum(len(result[s]) for s in settings.SECTIONS)
 
 
 def test_training_rows_are_positive_and_compared_with_the_gan(result):
@@ -60,7 +61,7 @@ def test_training_rows_are_positive_and_compared_with_the_gan(result):
 
 def test_variants_measure_what_the_cpu_supports_and_say_why_not(result):
     variants = rows(result, "variants")
-    assert set(variants) == set(benchmark.VARIANTS)
+    assert set(variants) == set(settings.VARIANTS)
     for name in ("reference", "fp32", "fast", "channels_last", "bf16", "bf16+channels_last"):
         assert variants[name]["images_per_sec"] > 0, name
     for name in ("fp32", "fast", "channels_last"):  # every variant against the upstream step of the same run
@@ -75,7 +76,6 @@ def test_variants_measure_what_the_cpu_supports_and_say_why_not(result):
 def test_reference_step_is_the_projects_fp32_step(tmp_path):
     """The upstream pix2pix step of the benchmark and the project's objective, from the same weights on the same
     batch, give the same losses and weights: the `reference` row measures the same maths."""
-    from gan_color.benchmark_reference import Pix2PixColorization
     from gan_color.models import build_colorizer, build_discriminator
     from gan_color.objectives import Pix2PixObjective
 
@@ -87,7 +87,7 @@ def test_reference_step_is_the_projects_fp32_step(tmp_path):
     optimizers = {name: torch.optim.Adam(net.parameters(), lr=2e-4, betas=(0.5, 0.999))
                   for name, net in (("generator", generator), ("discriminator", discriminator))}
     gray_l, real_ab = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 2, 32, 32) * 0.6 - 0.3
-    with benchmark.accelerate_session(torch.device("cpu")):
+    with clock.accelerate_session(torch.device("cpu")):
         from accelerate import Accelerator
 
         accelerator, objective = Accelerator(cpu=True), Pix2PixObjective()
@@ -114,7 +114,7 @@ def test_data_rows_compare_with_per_image_skimage(result):
         for method in ("lab_on_device", "lab_per_item_torch", "skimage_per_item"):
             row = data[f"{source}_{method}"]
             assert row["images_per_sec"] > 0 and row["baseline"] == f"{source}_skimage_per_item"
-            assert row["extra"]["timed_batches"] >= benchmark.MIN_WINDOW  # steady state, many batches
+            assert row["extra"]["timed_batches"] >= loading.MIN_WINDOW  # steady state, many batches
             assert row["images_per_sec"] <= row["extra"]["plausible_max"]
         assert data[f"{source}_skimage_per_item"]["ratio"] == pytest.approx(1.0)
     assert data["prepare_data_cache"]["images_per_sec"] > 0
@@ -144,10 +144,10 @@ def test_skimage_reference_matches_the_colour_module():
         def __getitem__(self, index):
             return {"rgb": torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0)), "index": index}
 
-    item = benchmark.SkimageLab(One())[0]
+    item = loading.SkimageLab(One())[0]
     rgb = (item["rgb"] * 255).round() / 255
     uint8 = {"rgb": (item["rgb"] * 255).round().to(torch.uint8), "index": 0}
-    assert torch.equal(benchmark.SkimageLab([uint8])[0]["real_ab"], item["real_ab"])
+    assert torch.equal(loading.SkimageLab([uint8])[0]["real_ab"], item["real_ab"])
     from gan_color import color
 
     gray_l, real_ab = color.rgb_to_model_inputs(rgb[None])
@@ -170,12 +170,12 @@ class Items(torch.utils.data.Dataset):
 
 
 def test_data_window_is_long_and_impossible_rates_are_flagged(monkeypatch):
-    rate, detail = benchmark.loader_throughput(Items(), batch_size=4, workers=1, device=torch.device("cpu"),
+    rate, detail = loading.loader_throughput(Items(), batch_size=4, workers=1, device=torch.device("cpu"),
                                                lab_on_device=True)
     # 10 images, batch 4: the dataset is repeated until the window holds 10x the 2 prefetched batches
     assert rate > 0 and detail["timed_batches"] >= 10 * detail["prefetch_batches"]
-    monkeypatch.setattr(benchmark, "single_process_rate", lambda dataset, items=6: 1.0)  # a "slow" item
-    rate, detail = benchmark.loader_throughput(Items(), batch_size=4, workers=1, device=torch.device("cpu"),
+    monkeypatch.setattr(loading, "single_process_rate", lambda dataset, items=6: 1.0)  # a "slow" item
+    rate, detail = loading.loader_throughput(Items(), batch_size=4, workers=1, device=torch.device("cpu"),
                                                lab_on_device=True)
     assert rate is None and "impossible" in detail["flag"]
 
@@ -184,7 +184,7 @@ def test_json_is_written_per_section_when_a_later_one_fails(tmp_path, monkeypatc
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(benchmark, "run_colorize", broken)
+    monkeypatch.setattr(runner, "run_colorize", broken)
     out = tmp_path / "partial.json"
     code = main(["benchmark", "--only", "variants", "colorize", "--sizes", "32", "--steps", "1", "--warmup", "0",
                  "--repeats", "1", "--batch-size", "2", "--ngf", "4", "--ndf", "4", "--generators", "resnet_6blocks",
@@ -196,26 +196,26 @@ def test_json_is_written_per_section_when_a_later_one_fails(tmp_path, monkeypatc
 
 
 def test_budget_records_cases_it_did_not_start():
-    settings = benchmark.Settings(sizes=[32], steps=1, warmup=0, repeats=1, batch_size=2, ngf=4, ndf=4,
-                                  generators=["resnet_6blocks"], only=["variants"], budget=1e-9, device="cpu")
-    result = benchmark.benchmark(settings, log=lambda line: None)
+    chosen = settings.Settings(sizes=[32], steps=1, warmup=0, repeats=1, batch_size=2, ngf=4, ndf=4,
+                               generators=["resnet_6blocks"], only=["variants"], budget=1e-9, device="cpu")
+    result = runner.benchmark(chosen, log=lambda line: None)
     variants = rows(result, "variants")
-    assert variants["fp32"]["images_per_sec"] is None and variants["fp32"]["note"] == benchmark.NOT_RUN
+    assert variants["fp32"]["images_per_sec"] is None and variants["fp32"]["note"] == settings.NOT_RUN
 
 
 def test_gpu_preset_command_parses():
     import argparse
 
     parser = argparse.ArgumentParser()
-    benchmark.add_cli_arguments(parser)
-    settings = benchmark.settings_from_args(parser.parse_args(["--preset", "gpu", "--json", "x.json"]))
-    assert settings.variant_sizes == [256, 128, 64] and settings.variant_batch_sizes == [16, 1]
-    assert settings.budget and settings.budget < 480 and settings.generators == ["resnet_9blocks"]
-    assert settings.only[0] == "variants" and settings.ngf is None
+    command.add_cli_arguments(parser)
+    chosen = command.settings_from_args(parser.parse_args(["--preset", "gpu", "--json", "x.json"]))
+    assert chosen.variant_sizes == [256, 128, 64] and chosen.variant_batch_sizes == [16, 1]
+    assert chosen.budget and chosen.budget < 480 and chosen.generators == ["resnet_9blocks"]
+    assert chosen.only[0] == "variants" and chosen.ngf is None
 
 
 def test_markdown_table_of_the_variants(result, tmp_path, capsys):
-    text = benchmark.markdown_tables(result)
+    text = report.markdown_tables(result)
     assert "| reference | **" in text and "x fp32)" in text and "32 px, batch 2" in text
     (tmp_path / "r.json").write_text(json.dumps(result))
     assert main(["benchmark", "--table", str(tmp_path / "r.json")]) == 0

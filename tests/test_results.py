@@ -1,4 +1,5 @@
-"""scripts/make_results.py: a deterministic, disjoint split and a tiny end-to-end run that writes the table."""
+"""scripts/make_results.py (gan_color.tools.results): a deterministic, disjoint split and a tiny end-to-end run that
+writes the table from its template."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gan_color import results
+from gan_color.cli import main as cli_main
+from gan_color.tools.configs import ConfigNotFoundError, config_path
+from gan_color.tools.results import command, models, report, split
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,63 +28,65 @@ def listing(folder: Path) -> list[str]:
 
 def test_split_is_deterministic_disjoint_and_links_the_originals(tmp_path):
     data = image_folder(tmp_path / "data", 30)
-    first = results.make_split(data, tmp_path / "a", train=20, heldout=7, seed=3)
-    again = results.make_split(data, tmp_path / "b", train=20, heldout=7, seed=3)
-    train, heldout = listing(first["train"]), listing(first[results.HELDOUT])
+    first = split.make_split(data, tmp_path / "a", train=20, heldout=7, seed=3)
+    again = split.make_split(data, tmp_path / "b", train=20, heldout=7, seed=3)
+    train, heldout = listing(first["train"]), listing(first[split.HELDOUT])
     assert (len(train), len(heldout)) == (20, 7)
     assert not set(train) & set(heldout)
-    assert (train, heldout) == (listing(again["train"]), listing(again[results.HELDOUT]))
+    assert (train, heldout) == (listing(again["train"]), listing(again[split.HELDOUT]))
     link = first["train"] / train[0]
     assert link.is_symlink() and link.resolve() == (data / train[0]).resolve()
     manifest = json.loads((tmp_path / "a" / "split.json").read_text())
     assert manifest["train"] == train and manifest["heldout"] == heldout and manifest["seed"] == 3
-    other = results.make_split(data, tmp_path / "c", train=20, heldout=7, seed=4)
-    assert listing(other[results.HELDOUT]) != heldout
+    other = split.make_split(data, tmp_path / "c", train=20, heldout=7, seed=4)
+    assert listing(other[split.HELDOUT]) != heldout
 
 
 def test_split_keeps_its_held_out_images_when_files_are_added(tmp_path):
     data = image_folder(tmp_path / "data", 30)
-    before = listing(results.make_split(data, tmp_path / "a", train=10, heldout=5)[results.HELDOUT])
+    before = listing(split.make_split(data, tmp_path / "a", train=10, heldout=5)[split.HELDOUT])
     image_folder(tmp_path / "more", 40)  # same names plus 10 new ones
     names = set(listing(tmp_path / "more")) - set(listing(data))
-    after = results.split_order(listing(data) + sorted(names), 0)[:5]
+    after = split.split_order(listing(data) + sorted(names), 0)[:5]
     assert set(after) - set(before) <= names  # old files keep their rank; only new files can enter
 
 
 def test_split_rejects_more_images_than_the_folder_has(tmp_path):
     data = image_folder(tmp_path / "data", 10)
     with pytest.raises(ValueError, match="holds 10 images"):
-        results.make_split(data, tmp_path / "s", train=8, heldout=5)
+        split.make_split(data, tmp_path / "s", train=8, heldout=5)
 
 
 def test_unknown_model_names_are_rejected():
     with pytest.raises(ValueError, match="unknown model"):
-        results.selected_models(["no_such_model"])
-    assert [name for name, _ in results.selected_models(None)] == list(results.MODELS)
-    for _, config in results.MODELS.items():
-        assert (ROOT / config).is_file(), config
+        models.selected_models(["no_such_model"])
+    assert [name for name, _ in models.selected_models(None)] == list(models.MODELS)
+    for _, config in models.MODELS.items():
+        assert config_path(config).is_file(), config
 
 
 def test_notes_survive_regeneration(tmp_path):
     path = tmp_path / "results.md"
-    assert "Observations" in results.kept_notes(path)
-    path.write_text(f"old table\n{results.NOTES_BEGIN}\nthe GAN is browner\n{results.NOTES_END}\n")
-    assert results.kept_notes(path) == "the GAN is browner"
+    assert "Observations" in report.kept_notes(path)
+    path.write_text(f"old table\n{report.NOTES_BEGIN}\nthe GAN is browner\n{report.NOTES_END}\n")
+    assert report.kept_notes(path) == "the GAN is browner"
 
 
 def test_tiny_end_to_end_writes_the_table_and_sheets(tmp_path, photo_dir):
-    if not (ROOT / results.MODELS["cnn_l2_lab"]).is_file():
+    try:
+        config_path(models.MODELS["cnn_l2_lab"])
+    except ConfigNotFoundError:
         pytest.skip("baseline configs are missing")
     out, work = tmp_path / "docs", tmp_path / "work"
     args = ["--data", str(photo_dir), "--out", str(out), "--work", str(work), "--size", "32", "--steps", "2",
             "--batch-size", "2", "--train", "8", "--heldout", "4", "--models", str(ROOT / "configs" / "tiny_cpu.yaml"),
             "cnn_l2_lab", "--metrics", "psnr_rgb_uint8", "ssim_rgb_uint8", "colorfulness", "delta_colorfulness",
             "--workers", "0", "--threads", "1", "--sheet-images", "2"]
-    assert results.main(args) == 0
+    assert command.main(args) == 0
     text = (out / "results.md").read_text()
     for row in ("| tiny_cpu | pix2pix", "| cnn_l2_lab | regression", "| *gray input (ab = 0)*", "PSNR dB ↑"):
         assert row in text, row
-    assert "2 steps x 2 images" in text and results.NOTES_BEGIN in text
+    assert "2 steps x 2 images" in text and report.NOTES_BEGIN in text
     payload = json.loads((out / "results" / "results.json").read_text())
     names = [m["name"] for m in payload["models"]]
     assert names == ["tiny_cpu", "cnn_l2_lab", "gray input (ab = 0)"]
@@ -92,4 +97,13 @@ def test_tiny_end_to_end_writes_the_table_and_sheets(tmp_path, photo_dir):
     assert (out / "results" / "sheet_1.jpg").is_file() and (out / "results" / "metrics.png").is_file()
     assert (work / "runs" / "cnn_l2_lab" / "eval" / "heldout" / "metrics.json").is_file()
     # Same runs asked with another budget: refused instead of silently mixing settings.
-    assert results.main([*args[:9], "3", *args[10:]]) == 2
+    assert command.main([*args[:9], "3", *args[10:]]) == 2
+
+
+def test_results_command_names_the_missing_config(tmp_path, capsys):
+    data = image_folder(tmp_path / "data", 12)
+    code = cli_main(["results", "--data", str(data), "--out", str(tmp_path / "docs"), "--work", str(tmp_path / "w"),
+                     "--train", "8", "--heldout", "4", "--models", "cnn_l2_lab", "--configs", str(tmp_path / "none")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "baselines/regression_cnn_l2_lab.yaml" in err and str(tmp_path / "none") in err and "--configs" in err

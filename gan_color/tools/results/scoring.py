@@ -1,0 +1,84 @@
+"""Scoring the results table's models with `gan_color.eval.evaluate.evaluate` on the held-out images, next to the gray
+reference (ab = 0), with standard errors of the per-image scores and FID at a second size."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gan_color.eval.evaluate import evaluate, write_report
+from gan_color.inference import Colorizer, ExportSpec
+from gan_color.tools.results.models import ModelResult
+from gan_color.tools.results.split import HELDOUT
+
+
+class GrayReference(nn.Module):
+    """ab = 0 everywhere: the gray input itself. Per-pixel metrics reward it (it is never far off); colour metrics
+    do not. Every colorization should be read against it."""
+
+    def forward(self, gray_l: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(gray_l).repeat(1, 2, 1, 1)
+
+
+def evaluate_model(colorizer: Any, heldout: Path, out_dir: Path, *, size: int, metrics: list[str], device: str,
+                   allow_download: bool, fid_cache: Path, best_worst: bool = True) -> dict[str, Any]:
+    """`gan-color evaluate` on the held-out folder; writes metrics.json / per_image.csv (and best_worst.png)."""
+    result = evaluate(colorizer, heldout, size=size, metrics=metrics, device=device, allow_download=allow_download,
+                      fid_cache_root=fid_cache, best_worst=out_dir / "best_worst.png" if best_worst else None,
+                      progress=False, workers=0)
+    write_report(result, out_dir)
+    return result
+
+
+def standard_errors(result: dict[str, Any]) -> dict[str, float]:
+    """Standard error of the mean of every per-image column of an evaluation."""
+    rows = result["per_image"]
+    keys = [k for k in (rows[0] if rows else {}) if k not in ("index", "file")]
+    errors = {}
+    for key in keys:
+        values = torch.tensor([row[key] for row in rows], dtype=torch.float64)
+        if len(values) > 1:
+            errors[key] = float(values.std() / len(values) ** 0.5)
+    return errors
+
+
+def gray_reference(size: int) -> Colorizer:
+    """The gray reference as a `Colorizer` at `size`, scored like every model."""
+    return Colorizer(GrayReference(), ExportSpec(arch="gray_reference", kwargs={}, image_size=size, run="gray"))
+
+
+def fid_at(colorizer: Any, heldout: Path, args: argparse.Namespace, run_dir: Path) -> dict[str, float]:
+    """FID at `--fid-size` (crops at that size, upsampled where the photos are smaller), keyed `fid<N>_<size>px`."""
+    scored = evaluate_model(colorizer, heldout, run_dir / "eval" / f"{HELDOUT}_fid{args.fid_size}", size=args.fid_size,
+                            metrics=["fid"], device=args.device, allow_download=not args.no_download,
+                            fid_cache=Path(args.work) / "fid_cache", best_worst=False)
+    return {f"{k}_{args.fid_size}px": v for k, v in scored["metrics"].items() if k.startswith("fid")}
+
+
+def evaluate_all(args: argparse.Namespace, results: list[ModelResult], heldout: Path,
+                 log: Callable[[str], None]) -> ModelResult:
+    """Score every model and the gray reference on the held-out folder; returns the reference."""
+    eval_size = args.eval_size or args.size
+    options = dict(size=eval_size, metrics=args.metrics, device=args.device, allow_download=not args.no_download,
+                   fid_cache=Path(args.work) / "fid_cache")
+    for r in results:
+        log(f"evaluating {r.name}")
+        scored = evaluate_model(Colorizer.load(r.run_dir), heldout, r.run_dir / "eval" / HELDOUT, **options)
+        r.metrics, r.unavailable, r.sem = scored["metrics"], scored["unavailable"], standard_errors(scored)
+        r.per_image = {row["file"]: row for row in scored["per_image"]}
+        if args.fid_size and "fid" in args.metrics:
+            r.metrics.update(fid_at(Colorizer.load(r.run_dir), heldout, args, r.run_dir))
+    scored = evaluate_model(gray_reference(eval_size), heldout, Path(args.work) / "gray_reference" / "eval" / HELDOUT,
+                            best_worst=False, **options)
+    reference = ModelResult("gray input (ab = 0)", "", None, {}, metrics=scored["metrics"],
+                            unavailable=scored["unavailable"])
+    if args.fid_size and "fid" in args.metrics:
+        gray = Path(args.work) / "gray_reference"
+        reference.metrics.update(fid_at(gray_reference(args.fid_size), heldout, args, gray))
+    reference.training["eval_images"] = scored["count"]
+    return reference
