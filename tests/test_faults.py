@@ -620,7 +620,7 @@ def test_evaluate_numbers_out_of_range(option: str, value: str, expected: str, e
 
 @pytest.mark.parametrize("damage", ["no trials", "trial without id", "bad side"])
 def test_damaged_human_eval_key_is_one_line(damage: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from gan_color.eval.human_eval import KEY_FORMAT, KEY_VERSION
+    from gan_color.eval.human_eval.protocol import KEY_FORMAT, KEY_VERSION
 
     trial = {"id": "1", "task": "turing", "left": {"model": "m"}, "right": {"model": None}}
     key = {"format": KEY_FORMAT, "version": KEY_VERSION, "package": "p", "models": [{"name": "m"}],

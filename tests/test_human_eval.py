@@ -20,8 +20,10 @@ from gan_color import color
 from gan_color.cli import main
 from gan_color.data.images import load_rgb
 from gan_color.data.transforms import eval_transform
-from gan_color.eval import human_eval
-from gan_color.eval.human_eval import AnswersError, export_package, plan_trials, score
+from gan_color.eval.human_eval import formats
+from gan_color.eval.human_eval.export import _check_export, export_package, plan_trials
+from gan_color.eval.human_eval.protocol import KEY_FORMAT
+from gan_color.eval.human_eval.scoring import AnswersError, score
 from gan_color.inference import Colorizer, ExportSpec, save_export
 from gan_color.models import build_colorizer
 
@@ -90,7 +92,7 @@ def test_package_reveals_no_model_source_or_side(setup: dict) -> None:
     assert len({t["source"] for t in key["trials"]}) == 10 and f"{EVIL}.png" in {t["source"] for t in key["trials"]}
     with zipfile.ZipFile(key_path.parent / "rater" / "sheet.xlsx") as xlsx:
         xlsx_text = b"".join(xlsx.read(name) for name in xlsx.namelist())
-        assert {info.date_time for info in xlsx.infolist()} == {human_eval.FIXED_TIME}  # no time of export
+        assert {info.date_time for info in xlsx.infolist()} == {formats.FIXED_TIME}  # no time of export
         assert b"2000-01-01T00:00:00Z</dcterms:modified>" in xlsx.read("docProps/core.xml")
     text = b"".join(files[name] for name in ("index.html", "sheet.csv", "README.txt")) + xlsx_text
     secrets = [*MODELS, *setup["paths"].values(), str(setup["data"]), "photo_", "src=x onerror", "nested"]
@@ -100,7 +102,7 @@ def test_package_reveals_no_model_source_or_side(setup: dict) -> None:
         image = Image.open(key_path.parent / "rater" / name)
         assert image.size == (32, 32) and image.mode == "RGB" and not image.info
     mtimes = {p.stat().st_mtime for p in (key_path.parent / "rater").rglob("*") if p.is_file()}
-    assert mtimes == {human_eval.FIXED_EPOCH}  # write order (real first? model by model?) is not recoverable
+    assert mtimes == {formats.FIXED_EPOCH}  # write order (real first? model by model?) is not recoverable
     with (key_path.parent / "rater" / "sheet.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [r["trial"] for r in rows] == [t["id"] for t in key["trials"]]
@@ -131,7 +133,7 @@ def test_html_is_self_contained_and_escapes_data(setup: dict) -> None:
     assert set(payload) == {"package", "exposure_ms", "questions", "trials"}
     assert all(set(trial) == {"id", "task", "left", "right"} for trial in payload["trials"])  # names only, no models
     # data containing '</script>' can never close the element: '<', '>' and '&' are JSON-escaped
-    assert human_eval.script_json({"x": EVIL_TITLE + "<!-- &"}) == (
+    assert formats.script_json({"x": EVIL_TITLE + "<!-- &"}) == (
         '{"x":"\\u003c/script\\u003e\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\\u003c!-- \\u0026"}')
 
 
@@ -162,7 +164,7 @@ def test_trial_plan_is_balanced_and_uncorrelated_with_order() -> None:
     first_left = [t.left == min(t.left, t.right) for t in preference]
     assert sum(first_left) == 300
     with pytest.raises(ValueError, match="two or more"):
-        human_eval._check_export(["a"], 10, 32, "preference", 0)
+        _check_export(["a"], 10, 32, "preference", 0)
 
 
 def simulated_key(path: Path, trials_per_model: int = 150) -> dict:
@@ -175,7 +177,7 @@ def simulated_key(path: Path, trials_per_model: int = 150) -> dict:
             trials.append({"id": str(number), "task": task, "source": f"{number}.jpg",
                            "left": {"model": left, "image": f"images/{number}l.png"},
                            "right": {"model": right, "image": f"images/{number}r.png"}})
-    key = {"format": human_eval.KEY_FORMAT, "version": 1, "package": "abc123", "seed": 0, "size": 32,
+    key = {"format": KEY_FORMAT, "version": 1, "package": "abc123", "seed": 0, "size": 32,
            "task": "both", "data": "", "models": [{"name": "A", "path": ""}, {"name": "B", "path": ""}],
            "exposure_ms": 0, "trials": trials}
     path.write_text(json.dumps(key))

@@ -1,2 +1,2 @@
-"""Evaluation: registered metrics (`metrics`), FID (`fid`), `gan-color evaluate` (`evaluate`), `gan-color compare`
-(`compare`), W&B reporting (`wandb_report`) and human evaluation (`human_eval`)."""
+"""The evaluation commands: `gan-color evaluate` (`evaluate`, its images in `images`), `gan-color compare` (`compare`),
+W&B reporting (`wandb_report`) and `gan-color human-eval` (`human_eval`). The metrics are `gan_color.metrics`."""
