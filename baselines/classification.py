@@ -5,59 +5,19 @@ multinomial cross entropy against soft-encoded ab targets, optional class rebala
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from baselines.regression import expected_kwargs_conflicts, unsupported_network
-from gan_color import ab_grid, color
+from gan_color import ab_grid, ab_prior, color
 from gan_color.inference import DECODE_METHODS, ExportSpec
-from gan_color.loader import SeededItems
 from gan_color.objectives import Objective
 from gan_color.registry import OBJECTIVES
 
-PRIOR_FILE = "class_prior.json"
-PRIOR_FORMAT = "gan-color-class-prior"
 SOFT_ENCODE_NEIGHBOURS = 5  # Zhang et al. sec. 2.1: the 5 nearest bins, Gaussian-weighted (sigma = 5)
-
-
-def compute_counts(dataset: Any, bins: torch.Tensor, *, images: int = 0, workers: int = 0, batch_size: int = 32,
-                   device: torch.device | str = "cpu", progress: bool = True) -> tuple[torch.Tensor, int]:
-    """Nearest-bin histogram [Q] (int64) over `images` evenly spaced items of `dataset` (0 = all) and the number used.
-
-    Items are drawn with fixed per-item seeds (their random crops), so the prior is reproducible and the caller's RNG
-    stream, which the training crops come from, is left untouched.
-    """
-    total = len(dataset)
-    count = total if images <= 0 else min(images, total)
-    indices = torch.linspace(0, total - 1, count).round().long().unique().tolist()
-    # Its own generator: a DataLoader otherwise draws its base seed from the global RNG.
-    loader = DataLoader(SeededItems(dataset, seed=0), batch_size=batch_size, sampler=indices, num_workers=workers,
-                        generator=torch.Generator().manual_seed(0))
-    counts = torch.zeros(len(bins), dtype=torch.int64)
-    device_bins = bins.to(device)
-    with torch.no_grad():
-        for batch in tqdm(loader, desc="class prior", disable=not progress, dynamic_ncols=True):
-            ab = color.rgb_to_lab(batch["rgb"].to(device))[:, 1:]
-            counts += ab_grid.bin_counts(ab, device_bins)
-    return counts, len(indices)
-
-
-def prior_summary(counts: torch.Tensor, weights: torch.Tensor | None) -> dict[str, float]:
-    """Numbers logged once per run: the prior's entropy (bits), how many bins occur, the weights' range."""
-    prior = counts.double() / counts.sum()
-    seen = prior[prior > 0]
-    values = {"prior/entropy_bits": float(-(seen * seen.log2()).sum()), "prior/bins_seen": int((counts > 0).sum()),
-              "prior/num_bins": len(counts), "prior/pixels": int(counts.sum())}
-    if weights is not None:
-        values.update({"prior/weight_min": float(weights.min()), "prior/weight_max": float(weights.max())})
-    return values
 
 
 @OBJECTIVES.register("classification")
@@ -111,45 +71,20 @@ class ClassificationObjective(Objective):
         self._on_device.clear()
 
     def prepare(self, *, dataset: Any, run_dir: Path, accelerator: Any) -> dict[str, Any]:
-        """Compute the empirical prior once (main process first; the loop makes the others wait), cache it in the
-        run folder, reload it on resume; returns the numbers to log once."""
+        """Count the empirical prior once, cache it in the run folder, read it back on resume; returns the numbers to
+        log once."""
         if not self.rebalance:
             return {}
-        path = Path(run_dir) / PRIOR_FILE
-        cached = self.read_prior(path, dataset_size=len(dataset))
-        if cached is None:
-            counts, images = compute_counts(dataset, self.bins, images=self.prior_images, workers=self.prior_workers,
-                                            device=accelerator.device, progress=accelerator.is_local_main_process)
-            if accelerator.is_main_process:
-                self.write_prior(path, counts, images=images, dataset_size=len(dataset))
-        else:
-            counts, images = cached
+        counts, images, cached = ab_prior.run_prior(dataset, self.bins, key=self.prior_key(len(dataset)),
+                                                    images=self.prior_images, workers=self.prior_workers,
+                                                    run_dir=run_dir, accelerator=accelerator)
         self.set_prior(counts)
-        return {**prior_summary(counts, self.weights), "prior/images": images, "prior/cached": int(cached is not None)}
+        return {**ab_prior.prior_summary(counts, self.weights), "prior/images": images, "prior/cached": int(cached)}
 
     def prior_key(self, dataset_size: int) -> dict[str, int]:
         """What a cached prior must match to be reused."""
         return {"bin_size": self.bin_size, "num_bins": self.num_bins, "requested_images": self.prior_images,
                 "dataset_size": dataset_size}
-
-    def read_prior(self, path: Path, *, dataset_size: int) -> tuple[torch.Tensor, int] | None:
-        """(counts, images) from a cache that matches this objective and dataset, else None (recompute)."""
-        try:
-            payload = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
-        key = self.prior_key(dataset_size)
-        if payload.get("format") != PRIOR_FORMAT or any(payload.get(k) != v for k, v in key.items()):
-            return None
-        return torch.tensor(payload["counts"], dtype=torch.int64), int(payload["images"])
-
-    def write_prior(self, path: Path, counts: torch.Tensor, *, images: int, dataset_size: int) -> None:
-        payload = {"format": PRIOR_FORMAT, **self.prior_key(dataset_size), "images": images,
-                   "counts": counts.tolist()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(payload))
-        os.replace(tmp, path)  # atomic: a crash never leaves a half-written prior to be reused
 
     # -- the loss -------------------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_color import ab_grid, ab_prior, color
 from gan_color.losses import GANLoss
 from gan_color.registry import LOSSES, OBJECTIVES
 
@@ -78,19 +79,55 @@ class Pix2PixObjective(Objective):
     alone and D rests; for the next `d_warmup` steps D learns to tell that G's fakes from real colours while G
     rests. The adversarial game then starts from a G that already colours plausibly and a D that already sees why
     not, instead of from two random networks (whose early game paints blotches). Both 0 = the paper's recipe.
+
+    `rebalance_lam` < 1 weights each pixel's L1 by the rarity of its real colour: Zhang et al.'s class rebalancing
+    (eq. 4, lam mixes the smoothed prior with the uniform one; 0.5 in their paper), with the prior counted on
+    `prior_images` training photos. Plain L1 pulls an uncertain pixel to the median colour, which is nearly grey;
+    the weights pull it towards the rarer, saturated ones. 1 = plain L1, the paper's.
     """
 
     uses_discriminator = True
 
     def __init__(self, *, gan_mode: str = "lsgan", lambda_l1: float = 100.0, gan_start: int = 0,
-                 d_warmup: int = 0) -> None:
+                 d_warmup: int = 0, rebalance_lam: float = 1.0, prior_images: int = 2000) -> None:
         if gan_mode not in ("lsgan", "vanilla"):
             raise ValueError(f"gan_mode must be 'lsgan' or 'vanilla', got {gan_mode!r}")
         if gan_start < 0 or d_warmup < 0:
             raise ValueError(f"gan_start and d_warmup are step counts >= 0, got {gan_start} and {d_warmup}")
+        if not 0.0 <= rebalance_lam <= 1.0 or prior_images < 0:
+            raise ValueError(f"rebalance_lam must lie in [0, 1] (1 = plain L1) and prior_images be >= 0 (0 = all), "
+                             f"got {rebalance_lam} and {prior_images}")
         self.gan_loss: GANLoss = LOSSES.build(gan_mode)
         self.lambda_l1 = lambda_l1
         self.gan_start, self.d_warmup = gan_start, d_warmup
+        self.rebalance_lam, self.prior_images = rebalance_lam, prior_images
+        self.bins = ab_grid.ab_bins()
+        self.weights: torch.Tensor | None = None  # per bin, from the prior; None = plain L1
+
+    def prepare(self, *, dataset: Any, run_dir: Path, accelerator: Any) -> dict[str, Any]:
+        """With rebalancing: the training set's ab prior (counted once, cached in the run folder) and its weights."""
+        if self.rebalance_lam == 1.0:
+            return {}
+        key = {"bin_size": ab_grid.AB_BIN_SIZE, "num_bins": len(self.bins), "requested_images": self.prior_images,
+               "dataset_size": len(dataset)}
+        counts, images, cached = ab_prior.run_prior(dataset, self.bins, key=key, images=self.prior_images, workers=0,
+                                                    run_dir=run_dir, accelerator=accelerator)
+        self.weights = ab_grid.rebalance_weights(counts, self.bins, lam=self.rebalance_lam)
+        return {**ab_prior.prior_summary(counts, self.weights), "prior/images": images, "prior/cached": int(cached)}
+
+    def l1(self, fake_ab: torch.Tensor, real_ab: torch.Tensor) -> torch.Tensor:
+        """The L1 term: mean |fake - real| over pixels and both channels, each pixel weighted by its real colour's
+        rebalancing weight when `rebalance_lam` < 1 (the weights average 1 over the prior)."""
+        if self.rebalance_lam == 1.0:
+            return F.l1_loss(fake_ab.float(), real_ab.float())
+        if self.weights is None:
+            raise RuntimeError("rebalance_lam < 1 needs the ab prior: call prepare() first (the training loop does)")
+        if self.weights.device != real_ab.device:
+            self.bins, self.weights = self.bins.to(real_ab.device), self.weights.to(real_ab.device)
+        with torch.no_grad():
+            nearest = ab_grid.encode_ab_nearest(color.denormalize_ab(real_ab.float()), self.bins)
+        per_pixel = (fake_ab.float() - real_ab.float()).abs().mean(dim=1)
+        return (per_pixel * self.weights[nearest]).mean()
 
     def phase(self) -> str:
         """'l1' (G alone on L1), 'd_warmup' (D alone) or 'gan' for the step about to be taken."""
@@ -129,7 +166,7 @@ class Pix2PixObjective(Objective):
         with accelerator.autocast():
             pred_fake = frozen_d(gray_l, fake_ab)
         loss_g_gan = self.gan_loss(pred_fake, True)
-        loss_g_l1 = F.l1_loss(fake_ab.float(), real_ab.float())
+        loss_g_l1 = self.l1(fake_ab, real_ab)
         loss_g = loss_g_gan + self.lambda_l1 * loss_g_l1
         accelerator.backward(loss_g)
         optimizers["generator"].step()
@@ -159,7 +196,7 @@ class Pix2PixObjective(Objective):
         optimizers["generator"].zero_grad(set_to_none=True)
         with accelerator.autocast():
             fake_ab = networks["generator"](batch["gray_l"])
-        loss_g_l1 = F.l1_loss(fake_ab.float(), batch["real_ab"].float())
+        loss_g_l1 = self.l1(fake_ab, batch["real_ab"])
         accelerator.backward(self.lambda_l1 * loss_g_l1)
         optimizers["generator"].step()
         return {"loss/G_L1": loss_g_l1.detach()}

@@ -15,10 +15,9 @@ import torch.nn.functional as F
 import torchvision
 from accelerate import Accelerator
 
-from baselines import classification
-from baselines.classification import PRIOR_FILE, ClassificationObjective
+from baselines.classification import ClassificationObjective
 from baselines.regression import RegressionObjective
-from gan_color import ab_grid, color, train
+from gan_color import ab_grid, ab_prior, color, train
 from gan_color.config import ConfigError, load_config
 from gan_color.data import EmbeddedDataset, add_lab
 from gan_color.inference import Colorizer, ExportSpec, save_export
@@ -82,10 +81,11 @@ def test_baseline_trains_through_the_shared_loop_and_exports(name, tmp_path, mon
     if SMALL[name][1] == "ab_logits":
         # The prior counts the training split only: of 16 crops of the 5 embedded photos, the held-out photo's 4
         # (indices 0, 5, 10, 15) never train.
-        assert (run / PRIOR_FILE).is_file() and logged[0]["prior/cached"] == 0 and logged[0]["prior/images"] == 12
+        assert (run / ab_prior.PRIOR_FILE).is_file()
+        assert logged[0]["prior/cached"] == 0 and logged[0]["prior/images"] == 12
         assert 0 <= losses[-1]["val/bin_accuracy"] <= 1 and losses[-1]["val/cross_entropy"] > 0
         # Resuming (here: extending the run) reads the cached prior instead of recounting the training set.
-        monkeypatch.setattr(classification, "compute_counts", refuse_download)
+        monkeypatch.setattr(ab_prior, "compute_counts", refuse_download)
         train.main(tiny(name, tmp_path, "optim.steps=4"))
         resumed = [r for r in rows(run) if "prior/cached" in r]
         assert [(r["step"], r["prior/cached"]) for r in resumed] == [(0, 0), (3, 1)]
@@ -213,12 +213,12 @@ def test_prior_is_counted_once_cached_and_reused(tmp_path, monkeypatch):
     first = ClassificationObjective(prior_images=4)
     logged = first.prepare(dataset=dataset, run_dir=tmp_path, accelerator=accelerator)
     assert torch.equal(torch.get_rng_state(), rng)  # the training crops' RNG stream is untouched
-    payload = json.loads((tmp_path / PRIOR_FILE).read_text())
+    payload = json.loads((tmp_path / ab_prior.PRIOR_FILE).read_text())
     assert payload["images"] == 4 and sum(payload["counts"]) == 4 * 32 * 32 == logged["prior/pixels"]
     assert payload["num_bins"] == first.num_bins and payload["bin_size"] == 10 and logged["prior/cached"] == 0
     assert 0 < logged["prior/entropy_bits"] < math.log2(first.num_bins)
 
-    monkeypatch.setattr(classification, "compute_counts", refuse_download)
+    monkeypatch.setattr(ab_prior, "compute_counts", refuse_download)
     again = ClassificationObjective(prior_images=4)
     assert again.prepare(dataset=dataset, run_dir=tmp_path, accelerator=accelerator)["prior/cached"] == 1
     assert torch.equal(again.weights, first.weights)
