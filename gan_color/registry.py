@@ -1,4 +1,5 @@
-"""Small name -> constructor registries (generators, discriminators, objectives, losses, datasets, metrics, baselines).
+"""Small name -> constructor registries: generators, discriminators, baseline networks, objectives, losses, datasets,
+metrics.
 
 Plugins (the `baselines` package) register themselves through the `gan_color.plugins` entry point, loaded lazily on
 the first lookup miss, so `gan_color` never imports them directly.
