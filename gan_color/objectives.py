@@ -101,13 +101,14 @@ class Pix2PixObjective(Objective):
         self.lambda_l1 = lambda_l1
         self.gan_start, self.d_warmup = gan_start, d_warmup
         self.rebalance_lam, self.prior_images = rebalance_lam, prior_images
-        self.bins = ab_grid.ab_bins()
-        self.weights: torch.Tensor | None = None  # per bin, from the prior; None = plain L1
+        self.bins: torch.Tensor | None = None  # the ab grid and its weights, built by `prepare` when rebalancing
+        self.weights: torch.Tensor | None = None
 
     def prepare(self, *, dataset: Any, run_dir: Path, accelerator: Any) -> dict[str, Any]:
         """With rebalancing: the training set's ab prior (counted once, cached in the run folder) and its weights."""
         if self.rebalance_lam == 1.0:
             return {}
+        self.bins = ab_grid.ab_bins()
         key = {"bin_size": ab_grid.AB_BIN_SIZE, "num_bins": len(self.bins), "requested_images": self.prior_images,
                "dataset_size": len(dataset)}
         counts, images, cached = ab_prior.run_prior(dataset, self.bins, key=key, images=self.prior_images, workers=0,

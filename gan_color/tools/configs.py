@@ -37,20 +37,19 @@ def configs_dir(override: str | os.PathLike | None = None) -> Path:
 def config_path(name: str | os.PathLike, configs: str | os.PathLike | None = None) -> Path:
     """The config `name` (relative to the configs folder, e.g. "baselines/regression_cnn_l2_lab.yaml"); a
     ConfigNotFoundError names the file looked for when it is not there."""
-    folder, source = locate_configs(configs)
-    path = folder / name
-    if not path.is_file():
-        raise ConfigNotFoundError(f"config {Path(name).as_posix()!r} not found: looked for {path} (configs folder "
-                                  f"from {source})")
-    return path
+    return _existing(name, configs, what="config", exists=Path.is_file)
 
 
 def config_files(folder: str | os.PathLike, configs: str | os.PathLike | None = None) -> list[Path]:
     """Every YAML config of `folder` (relative to the configs folder, e.g. "baselines"), sorted; a
     ConfigNotFoundError names the folder looked for when it is not there."""
+    return sorted(_existing(folder, configs, what="configs folder", exists=Path.is_dir).glob("*.yaml"))
+
+
+def _existing(relative: str | os.PathLike, configs: str | os.PathLike | None, *, what: str, exists) -> Path:
     root, source = locate_configs(configs)
-    path = root / folder
-    if not path.is_dir():
-        raise ConfigNotFoundError(f"configs folder {Path(folder).as_posix()!r} not found: looked for {path} (configs "
+    path = root / relative
+    if not exists(path):
+        raise ConfigNotFoundError(f"{what} {Path(relative).as_posix()!r} not found: looked for {path} (configs "
                                   f"folder from {source})")
-    return sorted(path.glob("*.yaml"))
+    return path
