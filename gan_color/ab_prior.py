@@ -4,7 +4,6 @@ the rebalancing weights they give, counted once per run folder so that a resumed
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from tqdm.auto import tqdm
 
 from gan_color import ab_grid, color
 from gan_color.loader import SeededItems
+from gan_color.safeio import atomic_write_text
 
 PRIOR_FILE = "class_prior.json"
 PRIOR_FORMAT = "gan-color-class-prior"
@@ -66,9 +66,7 @@ def read_prior(path: Path, key: dict[str, Any]) -> tuple[torch.Tensor, int] | No
 def write_prior(path: Path, counts: torch.Tensor, *, images: int, key: dict[str, Any]) -> None:
     payload = {"format": PRIOR_FORMAT, **key, "images": images, "counts": counts.tolist()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written prior to be reused
+    atomic_write_text(path, json.dumps(payload))  # a crash never leaves a half-written prior to be reused
 
 
 def run_prior(dataset: Any, bins: torch.Tensor, *, key: dict[str, Any], images: int, workers: int, run_dir: Path,
