@@ -1,11 +1,12 @@
 """Full training-state checkpoints: written atomically, rotated, found for auto-resume, loaded with weights_only.
 
-Layout of `checkpoints/step_XXXXXXXX/`: one `<network>.safetensors` per network, `training_state.pt` (optimizers,
-schedulers, grad scaler, step: an objective holds nothing else to save, since its phase follows from the step and the
-classifier's prior is `class_prior.json` in the run folder), `rng_rank<R>.pt` per process, `manifest.json` (size
-and SHA-256 of each of those) and `meta.json` written last. Every file and the folder are fsynced before the folder
-is renamed into place, so a killed write leaves the previous checkpoint intact; on resume each checkpoint is
-verified against its manifest, and a damaged newest one is skipped with a warning naming the file.
+Layout of `checkpoints/step_XXXXXXXX/`: one `<network>.safetensors` per network (`generator_ema` too with
+`optim.ema_decay`), `training_state.pt` (optimizers, schedulers, grad scaler, step: an objective holds nothing else
+to save, since its phase follows from the step and the classifier's prior is `class_prior.json` in the run folder),
+`rng_rank<R>.pt` per process, `manifest.json` (size and SHA-256 of each of those) and `meta.json` written last.
+Every file and the folder are fsynced before the folder is renamed into place, so a killed write leaves the previous
+checkpoint intact; on resume each checkpoint is verified against its manifest, and a damaged newest one is skipped
+with a warning naming the file.
 """
 
 from __future__ import annotations

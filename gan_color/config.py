@@ -61,6 +61,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     steps: int = 1000  # total optimisation steps
     decay_steps: int = 500  # pix2pix: constant lr, then linear decay to zero over the last `decay_steps`
+    ema_decay: float = 0.0  # > 0: export an exponential moving average of G's weights (e.g. 0.999); 0 = off
 
 
 @dataclass
@@ -260,6 +261,8 @@ def validate(cfg: Config) -> None:
          "learning rate decays linearly to 0 over the last decay_steps steps; set both, e.g. optim.steps=60 "
          "optim.decay_steps=30")
     need(cfg.optim.lr > 0, f"optim.lr must be > 0: {cfg.optim.lr}")
+    need(0 <= cfg.optim.ema_decay < 1, f"optim.ema_decay must lie in [0, 1) (0 = no EMA; 0.999 averages over about "
+         f"the last 1000 steps): {cfg.optim.ema_decay}")
     need(0 <= cfg.optim.beta1 < 1 and 0 <= cfg.optim.beta2 < 1,
          f"optim.beta1/beta2 must lie in [0, 1): {cfg.optim.beta1}, {cfg.optim.beta2}")
     need(cfg.train.mixed_precision in ("no", "fp16", "bf16"), "train.mixed_precision must be one of no, fp16, bf16")

@@ -12,6 +12,7 @@ import yaml
 from gan_color import checkpoint as ckpt
 from gan_color.config import Config, to_dict
 from gan_color.devices import launch_rank
+from gan_color.ema import EMA_NAME, reset_ema
 from gan_color.inference import save_export
 from gan_color.objectives import Objective
 from gan_color.tracking import flatten
@@ -60,7 +61,12 @@ def restore(run: Run, path: Path) -> None:
     ckpt.check_compatible(path, meta.get("fingerprint", {}), fingerprint(run.cfg, run.objective))
     if not isinstance(meta.get("tracking", {}), dict):
         meta["tracking"] = {}
-    state = ckpt.load_checkpoint(path, networks=run.networks, accelerator=run.accelerator)
+    has_ema = (path / f"{EMA_NAME}.safetensors").is_file()
+    state = ckpt.load_checkpoint(path, networks=saved_networks(run) if has_ema else run.networks,
+                                 accelerator=run.accelerator)
+    if run.ema is not None and not has_ema:  # optim.ema_decay turned on since that checkpoint
+        reset_ema(run.ema, run.networks["generator"])
+        run.accelerator.print(f"{path} holds no generator EMA: the average starts from its generator")
     for name, optimizer in run.optimizers.items():
         optimizer.load_state_dict(state["optimizers"][name])
         run.schedulers[name].load_state_dict(state["schedulers"][name])
@@ -84,8 +90,13 @@ def config_changes(saved: dict[str, Any] | None, cfg: Config) -> dict[str, list[
             if old.get(key) != new.get(key) and key not in UNRECORDED_KEYS}
 
 
+def saved_networks(run: Run) -> dict[str, Any]:
+    """The modules a checkpoint holds: every network, and the generator's EMA (with its update count) if any."""
+    return {**run.networks, EMA_NAME: run.ema} if run.ema is not None else dict(run.networks)
+
+
 def save(run: Run) -> None:
-    """Full checkpoint (every process) plus the inference export (main process)."""
+    """Full checkpoint (every process) plus the inference export (main process) of the generator, or of its EMA."""
     acc = run.accelerator
     state = {
         "step": run.step,
@@ -95,7 +106,7 @@ def save(run: Run) -> None:
     }
     meta = {"fingerprint": fingerprint(run.cfg, run.objective), "tracking": run.tracking, "run": run.cfg.name,
             "config": yaml.safe_load(yaml.safe_dump(to_dict(run.cfg)))}  # to tell a resume what changed
-    ckpt.save_checkpoint(run.run_dir / "checkpoints", step=run.step, networks=run.networks, training_state=state,
-                         meta=meta, accelerator=acc, keep=run.cfg.train.keep_checkpoints)
+    ckpt.save_checkpoint(run.run_dir / "checkpoints", step=run.step, networks=saved_networks(run),
+                         training_state=state, meta=meta, accelerator=acc, keep=run.cfg.train.keep_checkpoints)
     if acc.is_main_process:
-        save_export(run.networks["generator"], run.export_spec(), run.run_dir)
+        save_export(run.inference_generator, run.export_spec(), run.run_dir)

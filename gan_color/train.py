@@ -26,6 +26,7 @@ from gan_color import fast
 from gan_color.config import Config, ConfigError, load_config, save_config, to_dict
 from gan_color.data import add_lab, build_dataset, holdout_keys, split_dataset
 from gan_color.devices import has_accelerator, launch_rank, training_device_type
+from gan_color.ema import make_ema, update_ema
 from gan_color.inference import WEIGHTS_NAME, ExportSpec, find_export, load_spec
 from gan_color.loader import make_train_loader
 from gan_color.models import build_colorizer, build_discriminator
@@ -59,6 +60,7 @@ class Run:
     loader: Any
     probes: dict[str, Any]  # gray_l / real_ab / rgb batches and "labels" (seen / unseen, or empty)
     val_batches: list[dict[str, torch.Tensor]]
+    ema: nn.Module | None = None  # the generator's weight average (optim.ema_decay > 0): what is exported and shown
     step: int = 0
     tracking: dict[str, Any] = field(default_factory=dict)
     prepared_values: dict[str, Any] = field(default_factory=dict)  # what `objective.prepare` returned, logged once
@@ -67,6 +69,11 @@ class Run:
     @property
     def run_dir(self) -> Path:
         return self.cfg.run_dir
+
+    @property
+    def inference_generator(self) -> nn.Module:
+        """The generator that is exported, drawn in the probe grids and validated: the EMA when there is one."""
+        return self.ema.module if self.ema is not None else self.networks["generator"]
 
     @property
     def stepped_networks(self) -> dict[str, nn.Module]:
@@ -197,7 +204,8 @@ def setup(cfg: Config) -> Run:
     run = Run(cfg=cfg, accelerator=accelerator, objective=objective, networks=networks,
               prepared=dict(zip(names, prepared[: len(names)])),
               optimizers=dict(zip(names, prepared[len(names): 2 * len(names)])), schedulers=schedulers,
-              loader=prepared[-1], probes=probes, val_batches=val_batches)
+              loader=prepared[-1], probes=probes, val_batches=val_batches,
+              ema=make_ema(networks["generator"], cfg.optim.ema_decay))
     run.run_dir.mkdir(parents=True, exist_ok=True)
     resume_from = find_resume(cfg)
     if resume_from is not None:
@@ -226,7 +234,7 @@ def apply_optim_settings(run: Run) -> None:
 def render_probes(run: Run) -> Path:
     device = run.accelerator.device
     gray_l = run.probes["gray_l"].to(device)
-    fake_ab = predict_ab(run.networks["generator"], gray_l, run.export_spec())
+    fake_ab = predict_ab(run.inference_generator, gray_l, run.export_spec())
     return render_grid(gray_l, fake_ab, run.probes["real_ab"].to(device),
                        run.run_dir / "samples" / f"step_{run.step:08d}.png", labels=run.probes.get("labels"))
 
@@ -250,7 +258,7 @@ def log_values(run: Run, sums: dict[str, torch.Tensor], steps: int, images: int,
 def train_step(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """One optimisation step on a loader batch, as the loop takes it (and the benchmark times it): Lab on the device,
     channels-last if configured, the objective's step through the prepared networks, the schedulers, and `run.step`
-    advanced. Returns the objective's (device, unsynced) losses."""
+    advanced, the generator's EMA updated. Returns the objective's (device, unsynced) losses."""
     if run.cfg.train.compile:
         fast.begin_step(run.cfg.train.compile_mode)
     batch = add_lab(batch)
@@ -260,6 +268,8 @@ def train_step(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     losses = run.objective.training_step(batch, run.stepped_networks, run.optimizers, run.accelerator)
     for scheduler in run.schedulers.values():
         scheduler.step()
+    if run.ema is not None:
+        update_ema(run.ema, run.networks["generator"])
     run.step += 1
     return losses
 
@@ -289,7 +299,7 @@ def train_steps(run: Run) -> None:
                 sums = {k: v * (interval_steps / counts[k]) for k, v in sums.items()}  # each loss: mean of its steps
                 values = log_values(run, sums, interval_steps, interval_images, time.perf_counter() - tic)
                 if cfg.train.validate_every and run.step % cfg.train.validate_every == 0 and run.val_batches:
-                    values.update(validate(run.networks["generator"], run.val_batches, spec=run.export_spec(),
+                    values.update(validate(run.inference_generator, run.val_batches, spec=run.export_spec(),
                                            objective=run.objective, accelerator=acc, step=run.step))
                 if logger is not None:
                     logger.log(values, step=run.step)

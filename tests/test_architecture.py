@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FLOORS: dict[int, tuple[str, ...]] = {
     0: ("registry", "safeio", "devices", "cpu_pointwise", "color", "ab_grid"),  # ground: no torch modules built
     1: ("data", "models", "losses", "metrics", "sheets", "gray_input", "loader", "ab_prior", "checkpoint",
-        "runlock"),  # parts
+        "runlock", "ema"),  # parts
     2: ("inference", "objectives", "fast"),  # what a trained network is and how one step trains it
     3: ("config", "tracking", "sampling", "validation", "resume", "train"),  # the training loop
     4: ("colorize", "image_pipeline", "eval"),  # the commands a user runs on models
