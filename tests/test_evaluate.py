@@ -170,3 +170,35 @@ def test_wandb_missing_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else find_spec(name))
     assert wandb_report.log_evaluation(tmp_path, _result(), tmp_path) is None
     assert "W&B logging skipped" in capsys.readouterr().err
+
+
+def test_model_size_runs_the_network_at_that_size_and_upsamples(photo_dir: Path) -> None:
+    seen = []
+
+    class Spy(ConstantAB):
+        def forward(self, gray_l: torch.Tensor) -> torch.Tensor:
+            seen.append(tuple(gray_l.shape[-2:]))
+            return super().forward(gray_l)
+
+    colorizer = Colorizer(Spy(0.2), ExportSpec(arch="spy", kwargs={}, image_size=16))
+    result = evaluate(colorizer, photo_dir, size=32, limit=3, model_size=16, metrics=["psnr_rgb_uint8"],
+                      device="cpu", progress=False)
+    assert set(seen) == {(16, 16)} and result["count"] == 3
+    assert result["protocol"]["model_size"] == 16 and "the model sees L resized to 16x16" in result["protocol"]["crop"]
+    seen.clear()
+    plain = evaluate(colorizer, photo_dir, size=32, limit=3, metrics=["psnr_rgb_uint8"], device="cpu", progress=False)
+    assert set(seen) == {(32, 32)} and plain["protocol"]["model_size"] == 32
+    # a constant ab upsampled is the same constant: the same scores either way
+    assert result["metrics"]["psnr_rgb_uint8"] == pytest.approx(plain["metrics"]["psnr_rgb_uint8"], abs=1e-4)
+
+
+def test_model_size_train_on_the_cli_and_a_bad_value(run_dir: Path, photo_dir: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    args = ["evaluate", "--model", str(run_dir), "--data", str(photo_dir), "--size", "48", "--limit", "2",
+            "--workers", "0", "--quiet", "--best-worst", "0", "--out", str(tmp_path / "out"), "--metrics",
+            "psnr_rgb_uint8"]
+    assert main([*args, "--model-size", "train"]) == 0
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["protocol"]["model_size"] == 32
+    capsys.readouterr()
+    assert main([*args, "--model-size", "3"]) == 2
+    assert "--model-size must be a size of at least 16 px or 'train', got '3'" in capsys.readouterr().err

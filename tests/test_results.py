@@ -107,3 +107,26 @@ def test_results_command_names_the_missing_config(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "baselines/regression_cnn_l2_lab.yaml" in err and str(tmp_path / "none") in err and "--configs" in err
+
+
+def test_fid_train_size_scores_the_network_at_its_training_size(tmp_path, monkeypatch):
+    from argparse import Namespace
+    from types import SimpleNamespace
+
+    from gan_color.tools.results import scoring
+
+    asked = []
+
+    def fake_evaluate_model(colorizer, heldout, out_dir, *, model_size=None, **kwargs):
+        asked.append((out_dir.name, kwargs["size"], model_size))
+        return {"metrics": {"fid320": 50.0 if model_size else 60.0}}
+
+    monkeypatch.setattr(scoring, "evaluate_model", fake_evaluate_model)
+    colorizer = SimpleNamespace(spec=SimpleNamespace(image_size=128))
+    args = Namespace(fid_size=256, fid_train_size=True, device="cpu", no_download=True, work=str(tmp_path))
+    scores = scoring.fid_at(colorizer, tmp_path, args, tmp_path)
+    assert scores == {"fid320_256px": 60.0, "fid320_256px_trainsize": 50.0}
+    assert asked == [("heldout_fid256", 256, None), ("heldout_fid256_trainsize", 256, 128)]
+    assert report.header("fid320_256px_trainsize") == "FID (320 img, 256px, network at its training size) ↓"
+    args.fid_train_size = False
+    assert scoring.fid_at(colorizer, tmp_path, args, tmp_path) == {"fid320_256px": 60.0}

@@ -65,12 +65,17 @@ def setup_metrics(names: Sequence[str], *, output: str, **options: Any) -> tuple
     return built, unavailable, not_applicable
 
 
-def protocol(*, size: int, full_resolution: bool, drop_grayscale: bool, limit: int) -> dict[str, Any]:
+def protocol(*, size: int, full_resolution: bool, drop_grayscale: bool, limit: int,
+             model_size: int | None = None) -> dict[str, Any]:
     """What a number in metrics.json means: crops, input ranges, implementations (and their versions)."""
-    crop = (f"full resolution; the model sees L resized to {size}x{size}, its ab is upsampled bilinearly"
-            if full_resolution else f"resize short side to {size} (antialiased) + centre crop {size}x{size}")
+    crop = (f"full resolution; the model sees L resized to {model_size or size}x{model_size or size}, its ab is "
+            "upsampled bilinearly" if full_resolution
+            else f"resize short side to {size} (antialiased) + centre crop {size}x{size}")
+    if model_size and not full_resolution and model_size != size:
+        crop += f"; the model sees L resized to {model_size}x{model_size}, its ab is upsampled bilinearly"
     return {
         "size": size, "full_resolution": full_resolution, "crop": crop, "drop_grayscale": drop_grayscale,
+        "model_size": model_size or size,
         "limit": limit, "output_rgb": "L of the input + predicted ab -> sRGB (D65), clipped, rounded to uint8",
         "psnr_rgb_uint8": "per image on RGB uint8 (peak 255), then mean; capped at 100 dB",
         "ssim_rgb_uint8": "skimage.metrics.structural_similarity, RGB uint8, data_range=255, 7x7 uniform window",
@@ -93,7 +98,8 @@ def _version(package: str) -> str:
 def evaluate(colorizer: Colorizer, data: str | os.PathLike | Dataset, *, size: int = EVAL_SIZE, limit: int = 0,
              batch_size: int = 16, metrics: Sequence[str] = DEFAULT_METRICS, device: str | torch.device = "auto",
              full_resolution: bool = False, drop_grayscale: bool = True, workers: int = 0,
-             decode: str | None = None, temperature: float | None = None, allow_download: bool = True,
+             model_size: int | None = None, decode: str | None = None, temperature: float | None = None,
+             allow_download: bool = True,
              fid_weights: str | os.PathLike | None = None, fid_cache_root: str | os.PathLike | None = None,
              fid_feature_extractor: str | None = None, best_worst: str | os.PathLike | None = None,
              best_worst_count: int = 4, progress: bool = True) -> dict[str, Any]:
@@ -101,11 +107,14 @@ def evaluate(colorizer: Colorizer, data: str | os.PathLike | Dataset, *, size: i
 
     Returns {"metrics", "unavailable", "not_applicable", "count", "protocol", "model", "data", "per_image", ...}.
     A metric whose weights cannot be had is listed under "unavailable" with the reason and fix; the rest still run.
+    With `model_size` the network sees each crop's L resized to model_size x model_size and its ab is upsampled to
+    the crop, as `gan-color colorize` runs it (default: the crop itself; with `full_resolution`: `size`).
     `fid_feature_extractor` names another registered torch-fidelity extractor (tests use a stand-in). With
     `best_worst`, a PNG of the `best_worst_count` best and worst images (gray | output | truth) is written there.
     """
     device = resolve_device(str(device))
     colorizer = colorizer.to(device)
+    model_size = model_size or (size if full_resolution else None)
     start = time.perf_counter()
     images = open_images(data, size=size, limit=limit, drop_grayscale=drop_grayscale, full_resolution=full_resolution)
     paths = getattr(images, "paths", None)
@@ -119,20 +128,21 @@ def evaluate(colorizer: Colorizer, data: str | os.PathLike | Dataset, *, size: i
         cache_root=fid_cache_root, feature_extractor=fid_feature_extractor, batch_size=1 if full_resolution else 32)
     try:
         rows = _score(colorizer, images, built, device=device, batch_size=1 if full_resolution else batch_size,
-                      workers=workers, model_size=size if full_resolution else None, decode=decode,
+                      workers=workers, model_size=model_size, decode=decode,
                       temperature=temperature, progress=progress, failed=failed)
         scored.extend(row["index"] for row in rows)
         results = _results(built, unavailable)
         if best_worst is not None and rows:
             picks = best_and_worst(rows, best_worst_count)
-            save_sheet(render_examples(colorizer, images, picks, device=device, model_size=size if full_resolution
-                                       else None, decode=decode, temperature=temperature), best_worst)
+            save_sheet(render_examples(colorizer, images, picks, device=device, model_size=model_size,
+                                       decode=decode, temperature=temperature), best_worst)
     finally:
         for metric in built.values():
             metric.close()
     return {
         "metrics": results, "unavailable": unavailable, "not_applicable": not_applicable, "count": len(rows),
-        "protocol": protocol(size=size, full_resolution=full_resolution, drop_grayscale=drop_grayscale, limit=limit),
+        "protocol": protocol(size=size, full_resolution=full_resolution, drop_grayscale=drop_grayscale, limit=limit,
+                                model_size=model_size),
         "model": dataclasses.asdict(colorizer.spec), "decode": decode, "temperature": temperature,
         "data": describe_data(data, images, failed=failed, scored=len(rows)), "device": str(device),
         "seconds": round(time.perf_counter() - start, 2),
@@ -259,6 +269,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=EVAL_SIZE, help="eval crop size (resize short side + centre crop)")
     parser.add_argument("--full-resolution", action="store_true",
                         help="score at each image's own size (the model sees a --size copy; ab is upsampled)")
+    parser.add_argument("--model-size", metavar="N|train",
+                        help="the network sees L resized to N x N and its ab is upsampled to the crop; 'train' = the "
+                             "model's training size, as `gan-color colorize` runs it (default: the crop; with "
+                             "--full-resolution: --size)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N files (0 = all)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per model call")
     parser.add_argument("--device", default="auto", help="auto (GPU when present) | cpu | cuda | cuda:1 | mps")
@@ -293,6 +307,17 @@ def check_cli_numbers(args: argparse.Namespace) -> None:
             raise ValueError(f"{option} must be at least {low}, got {value}")
 
 
+def model_size(option: str | None, colorizer: Colorizer) -> int | None:
+    """--model-size as a number of pixels: N, 'train' (the export's training size) or None (not given)."""
+    if option is None:
+        return None
+    if option == "train":
+        return int(colorizer.spec.image_size)
+    if not option.isdigit() or int(option) < MIN_SIZE:
+        raise ValueError(f"--model-size must be a size of at least {MIN_SIZE} px or 'train', got {option!r}")
+    return int(option)
+
+
 def run_cli(args: argparse.Namespace) -> int:
     names = [name for item in args.metrics for name in item.split(",") if name]
     try:
@@ -301,6 +326,7 @@ def run_cli(args: argparse.Namespace) -> int:
             METRICS.get(name)
         export = find_export(args.model)
         colorizer = Colorizer.load(export, device=resolve_device(args.device))
+        network_size = model_size(args.model_size, colorizer)
     except (KeyError, FileNotFoundError, ValueError) as err:
         print(f"error: {str(err).strip(chr(34))}", file=sys.stderr)
         return 2
@@ -310,7 +336,7 @@ def run_cli(args: argparse.Namespace) -> int:
         result = evaluate(
             colorizer, args.data, size=args.size, limit=args.limit, batch_size=args.batch_size, metrics=names,
             device=args.device, full_resolution=args.full_resolution, drop_grayscale=not args.keep_grayscale,
-            workers=args.workers, decode=args.decode, temperature=args.temperature,
+            workers=args.workers, model_size=network_size, decode=args.decode, temperature=args.temperature,
             allow_download=not args.no_download, fid_weights=args.fid_weights, fid_cache_root=args.fid_cache,
             best_worst=out_dir / "best_worst.png" if args.best_worst > 0 else None,
             best_worst_count=args.best_worst, progress=not args.no_progress)

@@ -64,6 +64,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=64, help="training (and, without --eval-size, evaluation) size")
     parser.add_argument("--eval-size", type=int, default=0, help="evaluation size in px (0 = --size)")
     parser.add_argument("--fid-size", type=int, default=0, help="also FID at this crop size (0 = only at eval size)")
+    parser.add_argument("--fid-train-size", action="store_true",
+                        help="with --fid-size, also that FID with each network run at its training size and its ab "
+                             "upsampled to the crop, as `gan-color colorize` runs it")
     parser.add_argument("--score", nargs="*", default=[], metavar="NAME=MODEL",
                         help="also score models trained elsewhere (run folder, export or shipped model name)")
     parser.add_argument("--steps", type=int, default=200, help="optimisation steps per model (the shared budget)")

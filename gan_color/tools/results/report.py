@@ -13,6 +13,7 @@ import torch
 from gan_color.eval import compare
 from gan_color.metrics.ranking import metric_direction, sort_metric_keys
 from gan_color.tools.results.models import ModelResult
+from gan_color.tools.results.scoring import TRAIN_SIZE_SUFFIX
 from gan_color.tools.results.split import HELDOUT
 
 TEMPLATE = "templates/results.md"  # inside the gan_color.tools package
@@ -53,6 +54,7 @@ def metric_columns(results: list[ModelResult]) -> list[str]:
 def header(key: str) -> str:
     """A metric's column header, with the arrow of the better direction."""
     count, _, at = key[3:].partition("_")
+    at = at.replace(TRAIN_SIZE_SUFFIX, ", network at its training size")
     label = f"FID ({count} img{', ' + at if at else ''})" if key.startswith("fid") else LABELS.get(key, key)
     return label + {True: " ↑", False: " ↓", None: ""}[metric_direction(key)]
 
@@ -165,4 +167,8 @@ def metric_text(keys: list[str], reference: ModelResult, fid: str | None) -> str
         parts.append(f"FID against the held-out photos (torch-fidelity Inception). **FID on {fid[3:]} images is "
                      "very noisy and biased upwards** (it is usually reported on 10k-50k images): read only large "
                      "gaps")
+    if any(key.endswith(TRAIN_SIZE_SUFFIX) for key in keys):
+        parts.append("*FID (..., network at its training size)* colorizes the same crops the way `gan-color "
+                     "colorize` does: the network sees L resized to the size it trained at and its ab is upsampled "
+                     "onto the crop's L; the column before it feeds the network the crop itself")
     return "; ".join(parts) + "."

@@ -26,11 +26,12 @@ class GrayReference(nn.Module):
 
 
 def evaluate_model(colorizer: Any, heldout: Path, out_dir: Path, *, size: int, metrics: list[str], device: str,
-                   allow_download: bool, fid_cache: Path, best_worst: bool = True) -> dict[str, Any]:
+                   allow_download: bool, fid_cache: Path, best_worst: bool = True,
+                   model_size: int | None = None) -> dict[str, Any]:
     """`gan-color evaluate` on the held-out folder; writes metrics.json / per_image.csv (and best_worst.png)."""
     result = evaluate(colorizer, heldout, size=size, metrics=metrics, device=device, allow_download=allow_download,
                       fid_cache_root=fid_cache, best_worst=out_dir / "best_worst.png" if best_worst else None,
-                      progress=False, workers=0)
+                      progress=False, workers=0, model_size=model_size)
     write_report(result, out_dir)
     return result
 
@@ -52,12 +53,23 @@ def gray_reference(size: int) -> Colorizer:
     return Colorizer(GrayReference(), ExportSpec(arch="gray_reference", kwargs={}, image_size=size, run="gray"))
 
 
+TRAIN_SIZE_SUFFIX = "_trainsize"  # an FID key's suffix when the network ran at its training size
+
+
 def fid_at(colorizer: Any, heldout: Path, args: argparse.Namespace, run_dir: Path) -> dict[str, float]:
-    """FID at `--fid-size` (crops at that size, upsampled where the photos are smaller), keyed `fid<N>_<size>px`."""
-    scored = evaluate_model(colorizer, heldout, run_dir / "eval" / f"{HELDOUT}_fid{args.fid_size}", size=args.fid_size,
-                            metrics=["fid"], device=args.device, allow_download=not args.no_download,
-                            fid_cache=Path(args.work) / "fid_cache", best_worst=False)
-    return {f"{k}_{args.fid_size}px": v for k, v in scored["metrics"].items() if k.startswith("fid")}
+    """FID at `--fid-size` (crops at that size, upsampled where the photos are smaller), keyed `fid<N>_<size>px`;
+    with `--fid-train-size` also with the network run at its training size and its ab upsampled to the crop (how
+    `gan-color colorize` runs it), keyed `fid<N>_<size>px_trainsize`."""
+    scores = {}
+    sizes = {"": None, TRAIN_SIZE_SUFFIX: int(colorizer.spec.image_size)} if args.fid_train_size else {"": None}
+    for suffix, model_size in sizes.items():
+        scored = evaluate_model(colorizer, heldout, run_dir / "eval" / f"{HELDOUT}_fid{args.fid_size}{suffix}",
+                                size=args.fid_size, metrics=["fid"], device=args.device,
+                                allow_download=not args.no_download, fid_cache=Path(args.work) / "fid_cache",
+                                best_worst=False, model_size=model_size)
+        scores.update({f"{k}_{args.fid_size}px{suffix}": v for k, v in scored["metrics"].items()
+                       if k.startswith("fid")})
+    return scores
 
 
 def evaluate_all(args: argparse.Namespace, results: list[ModelResult], heldout: Path,
