@@ -273,7 +273,7 @@ def test_accelerate_launch_with_the_preset_is_quiet() -> None:
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines() == ["config error: unknown config key 'optim.lrr' (did you mean 'lr'?); "
                                                "valid keys here: ['lr', 'beta1', 'beta2', 'weight_decay', 'steps', "
-                                               "'decay_steps']"]
+                                               "'decay_steps', 'ema_decay']"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
