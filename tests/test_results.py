@@ -130,3 +130,34 @@ def test_fid_train_size_scores_the_network_at_its_training_size(tmp_path, monkey
     assert report.header("fid320_256px_trainsize") == "FID (320 img, 256px, network at its training size) ↓"
     args.fid_train_size = False
     assert scoring.fid_at(colorizer, tmp_path, args, tmp_path) == {"fid320_256px": 60.0}
+
+
+def test_scores_are_reused_only_for_the_same_weights_images_and_protocol(tmp_path, photo_dir, monkeypatch):
+    import torch
+
+    from gan_color.inference import Colorizer, ExportSpec
+    from gan_color.models import build_colorizer
+    from gan_color.tools.results import scoring
+
+    calls = []
+    real_evaluate = scoring.evaluate
+
+    def counting_evaluate(*args, **kwargs):
+        calls.append(kwargs["size"])
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "evaluate", counting_evaluate)
+    torch.manual_seed(0)
+    colorizer = Colorizer(build_colorizer("resnet_6blocks", ngf=4), ExportSpec(arch="resnet_6blocks",
+                                                                                kwargs={"ngf": 4}, image_size=32))
+    options = dict(size=32, metrics=["psnr_rgb_uint8", "colorfulness"], device="cpu", allow_download=False,
+                   fid_cache=tmp_path / "fid", best_worst=False)
+    first = scoring.evaluate_model(colorizer, photo_dir, tmp_path / "eval", **options)
+    again = scoring.evaluate_model(colorizer, photo_dir, tmp_path / "eval", **options)
+    assert len(calls) == 1 and again["metrics"] == pytest.approx(first["metrics"])
+    assert again["per_image"] == [pytest.approx(row) for row in first["per_image"]]
+    scoring.evaluate_model(colorizer, photo_dir, tmp_path / "eval", **{**options, "size": 40})
+    with torch.no_grad():
+        next(colorizer.network.parameters()).add_(0.01)
+    scoring.evaluate_model(colorizer, photo_dir, tmp_path / "eval", **options)
+    assert calls == [32, 40, 32]

@@ -4,7 +4,11 @@ reference (ab = 0), with standard errors of the per-image scores and FID at a se
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
+import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,7 @@ from torch import nn
 
 from gan_color.eval.evaluate import evaluate, write_report
 from gan_color.inference import Colorizer, ExportSpec
+from gan_color.safeio import atomic_write_text, undefuse_cell
 from gan_color.tools.results.models import ModelResult
 from gan_color.tools.results.split import HELDOUT
 
@@ -28,12 +33,53 @@ class GrayReference(nn.Module):
 def evaluate_model(colorizer: Any, heldout: Path, out_dir: Path, *, size: int, metrics: list[str], device: str,
                    allow_download: bool, fid_cache: Path, best_worst: bool = True,
                    model_size: int | None = None) -> dict[str, Any]:
-    """`gan-color evaluate` on the held-out folder; writes metrics.json / per_image.csv (and best_worst.png)."""
+    """`gan-color evaluate` on the held-out folder; writes metrics.json / per_image.csv (and best_worst.png) and
+    the key they were scored under. The same weights scored the same way on the same images again: the written
+    scores are read back instead (a regeneration that adds one model scores only that one)."""
+    key = score_key(colorizer, heldout, size=size, metrics=metrics, model_size=model_size)
+    reused = saved_scores(out_dir, key)
+    if reused is not None:
+        return reused
     result = evaluate(colorizer, heldout, size=size, metrics=metrics, device=device, allow_download=allow_download,
                       fid_cache_root=fid_cache, best_worst=out_dir / "best_worst.png" if best_worst else None,
                       progress=False, workers=0, model_size=model_size)
     write_report(result, out_dir)
+    if not result["unavailable"]:  # scores missing for want of weights are worth another try
+        atomic_write_text(out_dir / SCORE_KEY, json.dumps(key, indent=1) + "\n")
     return result
+
+
+SCORE_KEY = "score_key.json"
+
+
+def score_key(colorizer: Any, heldout: Path, *, size: int, metrics: list[str], model_size: int | None) -> dict:
+    """What a score depends on: the network's weights (SHA-256 of every tensor), its export spec, the held-out
+    files (names and sizes), the crop and network sizes and the metrics."""
+    weights = hashlib.sha256()
+    for name, tensor in sorted(colorizer.network.state_dict().items()):
+        weights.update(name.encode())
+        weights.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    files = hashlib.sha256()
+    for path in sorted(p for p in Path(heldout).rglob("*") if p.is_file()):
+        files.update(f"{path.relative_to(heldout).as_posix()}:{path.stat().st_size}\n".encode())
+    return {"weights_sha256": weights.hexdigest(), "spec": json.loads(json.dumps(asdict(colorizer.spec))),
+            "heldout_sha256": files.hexdigest(), "size": size, "model_size": model_size, "metrics": sorted(metrics)}
+
+
+def saved_scores(out_dir: Path, key: dict) -> dict[str, Any] | None:
+    """The result `evaluate_model` wrote in `out_dir` under the same `key` (metrics.json + per_image.csv), or None."""
+    try:
+        if json.loads((out_dir / SCORE_KEY).read_text()) != key:
+            return None
+        summary = json.loads((out_dir / "metrics.json").read_text())
+        with (out_dir / "per_image.csv").open(newline="") as f:
+            rows = [{k: undefuse_cell(v) if k == "file" else float(v) for k, v in row.items()}
+                    for row in csv.DictReader(f)]
+    except (OSError, ValueError):
+        return None
+    for row in rows:
+        row["index"] = int(row["index"])
+    return {**summary, "per_image": rows}
 
 
 def standard_errors(result: dict[str, Any]) -> dict[str, float]:
