@@ -172,6 +172,17 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A config a run wrote (its config.yaml, a checkpoint's meta) with the settings added since then filled in at
+    their defaults, which is what that run trained with: comparing it with today's config sees only real changes."""
+    defaults = yaml.safe_load(yaml.safe_dump(to_dict(Config())))
+    merged = {**defaults, **saved}
+    for key, value in defaults.items():
+        if isinstance(value, dict) and isinstance(saved.get(key), dict):
+            merged[key] = {**value, **saved[key]}
+    return merged
+
+
 def apply_override(raw: dict[str, Any], override: str) -> None:
     """Apply one `a.b.c=value` override to a raw (YAML-level) dict; the value is parsed as YAML, typed later."""
     if "=" not in override:

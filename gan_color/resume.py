@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from gan_color import checkpoint as ckpt
-from gan_color.config import Config, to_dict
+from gan_color.config import Config, to_dict, with_defaults
 from gan_color.devices import launch_rank
 from gan_color.ema import EMA_NAME, reset_ema
 from gan_color.inference import save_export
@@ -85,7 +85,7 @@ def config_changes(saved: dict[str, Any] | None, cfg: Config) -> dict[str, list[
     """{dotted key: [value in the checkpoint's config, value now]} for every setting that differs."""
     if not saved:  # a checkpoint from before configs were stored in meta.json
         return {}
-    old, new = flatten(saved), flatten(yaml.safe_load(yaml.safe_dump(to_dict(cfg))))
+    old, new = flatten(with_defaults(saved)), flatten(yaml.safe_load(yaml.safe_dump(to_dict(cfg))))
     return {key: [old.get(key), new.get(key)] for key in sorted(set(old) | set(new))
             if old.get(key) != new.get(key) and key not in UNRECORDED_KEYS}
 

@@ -105,3 +105,19 @@ def test_registry_build_and_errors():
     with pytest.raises(KeyError, match="registered twice"):
         registry.register("box")(lambda: 0)
     assert "resnet_9blocks" in GENERATORS and "pix2pix" in OBJECTIVES
+
+
+def test_a_run_written_before_a_setting_existed_compares_equal_at_its_default(tmp_path):
+    import yaml
+
+    from gan_color.config import to_dict, with_defaults
+    from gan_color.resume import config_changes
+    from gan_color.tools.results.training import comparable
+
+    cfg = load_config(ROOT / "configs" / "tiny_cpu.yaml", [f"train.output_dir={tmp_path}"])
+    old = yaml.safe_load(yaml.safe_dump(to_dict(cfg)))
+    del old["optim"]["ema_decay"]  # a config.yaml written before optim.ema_decay existed
+    assert with_defaults(old)["optim"]["ema_decay"] == 0.0
+    assert config_changes(old, cfg) == {} and comparable(old, cfg)
+    changed = load_config(ROOT / "configs" / "tiny_cpu.yaml", [f"train.output_dir={tmp_path}", "optim.ema_decay=0.9"])
+    assert config_changes(old, changed) == {"optim.ema_decay": [0.0, 0.9]} and not comparable(old, changed)

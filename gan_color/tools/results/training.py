@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from gan_color import train
-from gan_color.config import Config, to_dict
+from gan_color.config import Config, to_dict, with_defaults
 from gan_color.inference import load_spec
 from gan_color.registry import OBJECTIVES
 from gan_color.tools.results.models import ModelResult, describe, model_config, selected_models
@@ -24,6 +24,7 @@ def comparable(saved: dict[str, Any], cfg: Config) -> bool:
     """Whether a run folder's config.yaml trained what `cfg` asks for (output paths and resume mode aside)."""
     wanted = yaml.safe_load(yaml.safe_dump(to_dict(cfg)))
     keys = ("seed", "data", "model", "discriminator", "objective", "optim")
+    saved = with_defaults(saved)
     return all(saved.get(k) == wanted.get(k) for k in keys)
 
 
