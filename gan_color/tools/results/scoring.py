@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gan_color.eval.evaluate import evaluate, write_report
+from gan_color.eval.evaluate import evaluate, protocol, write_report
 from gan_color.inference import Colorizer, ExportSpec
 from gan_color.safeio import atomic_write_text, undefuse_cell
 from gan_color.tools.results.models import ModelResult
@@ -40,6 +40,7 @@ def evaluate_model(colorizer: Any, heldout: Path, out_dir: Path, *, size: int, m
     reused = saved_scores(out_dir, key)
     if reused is not None:
         return reused
+    (out_dir / SCORE_KEY).unlink(missing_ok=True)  # a run killed while rewriting the scores leaves no stale key
     result = evaluate(colorizer, heldout, size=size, metrics=metrics, device=device, allow_download=allow_download,
                       fid_cache_root=fid_cache, best_worst=out_dir / "best_worst.png" if best_worst else None,
                       progress=False, workers=0, model_size=model_size)
@@ -54,7 +55,8 @@ SCORE_KEY = "score_key.json"
 
 def score_key(colorizer: Any, heldout: Path, *, size: int, metrics: list[str], model_size: int | None) -> dict:
     """What a score depends on: the network's weights (SHA-256 of every tensor), its export spec, the held-out
-    files (names and sizes), the crop and network sizes and the metrics."""
+    files (names and sizes), the crop and network sizes, the metrics and the metric packages' versions. (A change
+    to gan_color's own metric code is not in it: delete the `score_key.json` files to score everything again.)"""
     weights = hashlib.sha256()
     for name, tensor in sorted(colorizer.network.state_dict().items()):
         weights.update(name.encode())
@@ -63,7 +65,8 @@ def score_key(colorizer: Any, heldout: Path, *, size: int, metrics: list[str], m
     for path in sorted(p for p in Path(heldout).rglob("*") if p.is_file()):
         files.update(f"{path.relative_to(heldout).as_posix()}:{path.stat().st_size}\n".encode())
     return {"weights_sha256": weights.hexdigest(), "spec": json.loads(json.dumps(asdict(colorizer.spec))),
-            "heldout_sha256": files.hexdigest(), "size": size, "model_size": model_size, "metrics": sorted(metrics)}
+            "heldout_sha256": files.hexdigest(), "size": size, "model_size": model_size, "metrics": sorted(metrics),
+            "versions": protocol(size=size, full_resolution=False, drop_grayscale=True, limit=0)["versions"]}
 
 
 def saved_scores(out_dir: Path, key: dict) -> dict[str, Any] | None:
