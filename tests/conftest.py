@@ -109,3 +109,25 @@ def fid_stand_in() -> str:
     if FID_STAND_IN not in FEATURE_EXTRACTORS_REGISTRY:
         register_feature_extractor(FID_STAND_IN, ColourStats)
     return FID_STAND_IN
+
+
+@pytest.fixture
+def kill_after_checkpoint(monkeypatch: pytest.MonkeyPatch):
+    """`kill(cfg, step)`: train `cfg` as a process killed right after the checkpoint of `step` is written (the
+    run stops with KeyboardInterrupt, as from Ctrl-C), leaving the run folder for a resume to continue."""
+    from gan_color import train
+
+    def kill(cfg, step: int) -> None:
+        real_save = train.save
+
+        def save_then_die(run):
+            real_save(run)
+            if run.step == step:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(train, "save", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            train.main(cfg)
+        monkeypatch.setattr(train, "save", real_save)
+
+    return kill

@@ -65,18 +65,8 @@ def test_run_exports_and_checkpoints_the_average(ema_run):
     assert any(not torch.equal(value, raw[key]) for key, value in exported.items() if value.is_floating_point())
 
 
-def test_killed_run_resumes_its_average_exactly(ema_run, tmp_path, monkeypatch):
-    real_save = train.save
-
-    def save_then_die(run):
-        real_save(run)
-        if run.step == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train.main(tiny(tmp_path))
-    monkeypatch.setattr(train, "save", real_save)
+def test_killed_run_resumes_its_average_exactly(ema_run, tmp_path, kill_after_checkpoint):
+    kill_after_checkpoint(tiny(tmp_path), step=3)
     train.main(tiny(tmp_path))
     resumed, straight = (load_file(str(d / "generator.safetensors")) for d in (tmp_path / "tiny", ema_run))
     for key, value in straight.items():

@@ -69,18 +69,8 @@ def test_probe_grid_is_gray_generated_truth(straight_run):
     assert grid.size[0] == 3 * (96 + 4) + 4 and grid.size[1] > 4 * 96
 
 
-def test_resume_equals_straight_run(straight_run, tmp_path, monkeypatch):
-    real_save = train.save
-
-    def save_then_die(run):
-        real_save(run)
-        if run.step == 3:
-            raise KeyboardInterrupt  # the process is killed right after the step-3 checkpoint
-
-    monkeypatch.setattr(train, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train.main(tiny(tmp_path))
-    monkeypatch.setattr(train, "save", real_save)
+def test_resume_equals_straight_run(straight_run, tmp_path, kill_after_checkpoint):
+    kill_after_checkpoint(tiny(tmp_path), step=3)
     assert ckpt.latest_checkpoint(tmp_path / "tiny" / "checkpoints").name == "step_00000003"
     train.main(tiny(tmp_path))  # the same command again resumes automatically
     assert_same(weights(tmp_path / "tiny", 6), weights(straight_run, 6))
@@ -185,21 +175,11 @@ def test_pix2pix_schedule_is_constant_then_linear():
     assert values[:5] == [1.0] * 5 and values[-1] == pytest.approx(0.2) and values == sorted(values, reverse=True)
 
 
-def test_wandb_offline_resumes_the_same_run_id(tmp_path, monkeypatch):
+def test_wandb_offline_resumes_the_same_run_id(tmp_path, monkeypatch, kill_after_checkpoint):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    real_save = train.save
-
-    def save_then_die(run):
-        real_save(run)
-        if run.step == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train.main(tiny(tmp_path, "tracking.wandb=true"))
-    monkeypatch.setattr(train, "save", real_save)
+    kill_after_checkpoint(tiny(tmp_path, "tracking.wandb=true"), step=3)
     first = json.loads((tmp_path / "tiny" / "tracking.json").read_text())
     assert first["wandb_run_id"] and first["group"] == "tiny_cpu"
     train.main(tiny(tmp_path, "tracking.wandb=true"))

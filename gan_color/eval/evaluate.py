@@ -68,14 +68,14 @@ def setup_metrics(names: Sequence[str], *, output: str, **options: Any) -> tuple
 def protocol(*, size: int, full_resolution: bool, drop_grayscale: bool, limit: int,
              model_size: int | None = None) -> dict[str, Any]:
     """What a number in metrics.json means: crops, input ranges, implementations (and their versions)."""
-    crop = (f"full resolution; the model sees L resized to {model_size or size}x{model_size or size}, its ab is "
-            "upsampled bilinearly" if full_resolution
+    network = model_size or size
+    crop = ("full resolution" if full_resolution
             else f"resize short side to {size} (antialiased) + centre crop {size}x{size}")
-    if model_size and not full_resolution and model_size != size:
-        crop += f"; the model sees L resized to {model_size}x{model_size}, its ab is upsampled bilinearly"
+    if full_resolution or network != size:
+        crop += f"; the model sees L resized to {network}x{network}, its ab is upsampled bilinearly"
     return {
         "size": size, "full_resolution": full_resolution, "crop": crop, "drop_grayscale": drop_grayscale,
-        "model_size": model_size or size,
+        "model_size": network,
         "limit": limit, "output_rgb": "L of the input + predicted ab -> sRGB (D65), clipped, rounded to uint8",
         "psnr_rgb_uint8": "per image on RGB uint8 (peak 255), then mean; capped at 100 dB",
         "ssim_rgb_uint8": "skimage.metrics.structural_similarity, RGB uint8, data_range=255, 7x7 uniform window",
@@ -142,7 +142,7 @@ def evaluate(colorizer: Colorizer, data: str | os.PathLike | Dataset, *, size: i
     return {
         "metrics": results, "unavailable": unavailable, "not_applicable": not_applicable, "count": len(rows),
         "protocol": protocol(size=size, full_resolution=full_resolution, drop_grayscale=drop_grayscale, limit=limit,
-                                model_size=model_size),
+                             model_size=model_size),
         "model": dataclasses.asdict(colorizer.spec), "decode": decode, "temperature": temperature,
         "data": describe_data(data, images, failed=failed, scored=len(rows)), "device": str(device),
         "seconds": round(time.perf_counter() - start, 2),
